@@ -1,0 +1,88 @@
+"""The pipeline facade: one per ``configure()``; routes each op by its delivery mode.
+
+Fire-and-forget ops go to the worker; reliable ops are sent on the caller's thread (async
+callers run that in a thread so the event loop never blocks). ``flush`` and ``shutdown``
+are bounded by their timeouts and report what really happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from .._exporter import Exporter
+from .._internal import internal_error
+from .ops import Op
+from .sender import Sender
+from .stats import FlushResult, Stats
+from .worker import Worker
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline:
+    """Delivery for one configuration: a sender, a worker, counters."""
+
+    def __init__(self, exporter: Exporter, *, reliable_timeout: float, flush_interval: float,
+                 max_batch_records: int, max_batch_bytes: int, max_queue_bytes: int,
+                 inline: bool = False) -> None:
+        self.exporter = exporter
+        self.stats = Stats()
+        self.sender = Sender(exporter, self.stats, max_batch_bytes=max_batch_bytes)
+        self.worker = Worker(self.sender, self.stats, flush_interval=flush_interval,
+                             max_batch_records=max_batch_records,
+                             max_queue_bytes=max_queue_bytes)
+        self.reliable_timeout = reliable_timeout
+        self.inline = inline  # the test kit: deliver fire-and-forget ops at once, in order
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    def submit(self, op: Op, *, reliable: bool) -> None:
+        """Hand ``op`` over. Reliable: send now, raising ``DeliveryError`` on failure."""
+        if reliable:
+            self.stats.add(enqueued=1, pending=1)
+            self.sender.send_now(op, self.reliable_timeout)
+        elif self.inline:
+            self.stats.add(enqueued=1, pending=1)
+            remaining, error = self.sender.deliver([op])
+            if remaining:
+                self.stats.add(failed=len(remaining), pending=-len(remaining))
+                self.stats.error(str(error))
+        else:
+            self.worker.submit(op)
+
+    async def asubmit(self, op: Op, *, reliable: bool) -> None:
+        if reliable:
+            await asyncio.to_thread(self.submit, op, reliable=True)
+        else:
+            self.submit(op, reliable=False)
+
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        try:
+            self.worker.flush(timeout)
+        except Exception as exc:
+            internal_error("flush", exc)
+        return self.stats.flush_result()
+
+    def shutdown(self, timeout: float) -> FlushResult:
+        """Flush within ``timeout``, stop the worker, close the exporter. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return self.stats.flush_result()
+            self._closed = True
+        try:
+            self.worker.stop(timeout)
+        except Exception as exc:
+            internal_error("shutdown", exc)
+        result = self.stats.flush_result()
+        try:
+            self.exporter.close()
+        except Exception as exc:
+            internal_error("exporter.close", exc)
+        return result
+
+    def reset_after_fork(self) -> None:
+        self.worker.reset_after_fork()
+        self.stats = Stats()
+        self.sender.stats = self.stats
+        self.worker._stats = self.stats
