@@ -52,7 +52,7 @@ class ArgumentBinder:
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.drop_first and args:
             args = args[1:]
-        bound = dict(zip(self.names, args))
+        bound = dict(zip(self.names, args, strict=False))  # extra args go to *varargs
         if len(args) > len(self.names) and self.varargs is not None:
             bound[self.varargs] = list(args[len(self.names):])
         if kwargs:

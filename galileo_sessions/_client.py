@@ -234,7 +234,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     try:
         seconds = float(value)
     except ValueError:
-        import email.utils  # noqa: PLC0415 - ~20 ms, and only needed for a rare header form
+        import email.utils
 
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -294,9 +294,9 @@ class GalileoClient:
         )
 
     def _build_headers(self, extra: Mapping[str, str]) -> dict[str, str]:
-        import httpx  # noqa: PLC0415 - deferred on purpose, see the module docstring
+        import httpx
 
-        from galileo_sessions import __version__  # noqa: PLC0415 - package is loaded by now
+        from galileo_sessions import __version__
 
         ours: dict[str, str] = {
             "User-Agent": (
@@ -332,7 +332,7 @@ class GalileoClient:
             if self._closed:
                 raise ApiConnectionError("the Galileo client is closed")
             if self._client is None:
-                import httpx  # noqa: PLC0415 - deferred on purpose, see the module docstring
+                import httpx
 
                 self._client = httpx.Client(
                     base_url=self._api_url,
@@ -345,7 +345,7 @@ class GalileoClient:
             return self._client
 
     def _timeout(self, total: float | None) -> httpx.Timeout:
-        import httpx  # noqa: PLC0415 - deferred on purpose, see the module docstring
+        import httpx
 
         if total is None:
             return httpx.Timeout(
@@ -387,7 +387,7 @@ class GalileoClient:
         ``timeout`` (seconds) bounds connect, read and write for this call, for callers that
         must honour a deadline; the client's defaults apply otherwise.
         """
-        import httpx  # noqa: PLC0415 - deferred on purpose, see the module docstring
+        import httpx
 
         method = method.upper()
         content = None

@@ -180,7 +180,8 @@ def _validated(values: dict[str, Any]) -> dict[str, Any]:
     if "mode" in out:
         mode = str(out["mode"]).strip().lower().replace("-", "_")
         if mode not in ("reliable", "fire_and_forget"):
-            raise ConfigError("mode", f"expected 'reliable' or 'fire_and_forget', got {out['mode']!r}")
+            raise ConfigError("mode", "expected 'reliable' or 'fire_and_forget', "
+                                      f"got {out['mode']!r}")
         out["mode"] = mode
     for option in ("capture_input", "capture_output", "enabled", "otel"):
         if option in out:
@@ -200,7 +201,8 @@ def _validated(values: dict[str, Any]) -> dict[str, Any]:
     if out.get("extra_headers") is not None:
         out["extra_headers"] = _headers(out["extra_headers"])
     chain_store = out.get("chain_store")
-    if chain_store is not None and not (hasattr(chain_store, "get") and hasattr(chain_store, "set")):
+    if chain_store is not None and not (
+            hasattr(chain_store, "get") and hasattr(chain_store, "set")):
         raise ConfigError("chain_store", "expected an object with get(key) and set(key, handle)")
     transport = out.get("transport")
     if transport is not None and not hasattr(transport, "handle_request"):

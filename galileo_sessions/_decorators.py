@@ -35,7 +35,7 @@ def _decorate(fn: Any, type_: str, name: str | None, options: Mapping[str, Any])
         return staticmethod(_decorate(fn.__func__, type_, name, options))
     if not callable(fn):
         raise TypeError(f"galileo_sessions can only decorate callables, got {type(fn).__name__}")
-    spec = SpanSpec(type_, name or getattr(fn, "__name__", type(fn).__name__), **options)
+    spec = SpanSpec(type_, name or str(getattr(fn, "__name__", type(fn).__name__)), **options)
     return make_wrapper(fn, spec)
 
 

@@ -22,7 +22,8 @@ class SpanNode:
 
     __slots__ = (
         "attrs", "children", "created_ns", "delivered", "duration_ns", "ended", "id", "implicit",
-        "input", "lock", "metadata", "metrics", "name", "output", "output_set", "parent", "reliable",
+        "input", "lock", "metadata", "metrics", "name", "output", "output_set", "parent",
+        "reliable",
         "root", "session", "start_ns", "status_code", "tags", "type",
     )
 
@@ -94,9 +95,21 @@ class SessionHandle:
     """
 
     __slots__ = (
-        "_callbacks", "_error", "_event", "_id", "chain_key", "external_id", "local_id", "metadata", "name",
-        "previous", "previous_session_id_explicit", "reliable", "resume", "wait_timeout",
         "__weakref__",
+        "_callbacks",
+        "_error",
+        "_event",
+        "_id",
+        "chain_key",
+        "external_id",
+        "local_id",
+        "metadata",
+        "name",
+        "previous",
+        "previous_session_id_explicit",
+        "reliable",
+        "resume",
+        "wait_timeout",
     )
 
     def __init__(self, *, name: str | None, external_id: str | None,
@@ -193,4 +206,4 @@ class SessionHandle:
     def __repr__(self) -> str:
         sid = self._id or ("<failed>" if self._error else "<pending>")
         return (f"SessionHandle(id={sid}, name={self.name!r}, external_id={self.external_id!r}, "
-                f"previous={'yes' if self.previous or self.previous_session_id_explicit else 'no'})")
+                f"linked={self.previous is not None or bool(self.previous_session_id_explicit)})")

@@ -52,16 +52,28 @@ Timings (CPython 3.11.7, this container, ``timeit`` best of 5, per call):
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
 import json.encoder
+import math
 import re
 import types
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, MappingView
-from collections.abc import Sequence, Set
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    Set,
+    ValuesView,
+)
 from decimal import Decimal
 from enum import Enum
 from pathlib import PurePath
@@ -86,6 +98,7 @@ _ELLIPSIS: Final = "\u2026"
 _CYCLE: Final = "<cycle>"
 _TOO_DEEP: Final = f"{TRUNCATION_MARKER} deeper than {MAX_DEPTH} levels"
 _MIN_SHARE: Final = 24  # smallest share of space given to a string or container that is cut
+_USEFUL_SHARE: Final = 256  # see _fit_container
 _MIN_KEEP: Final = 8  # prefer a shorter marker to showing fewer than this many characters
 _KEY_CAP: Final = 256  # dict keys longer than this (in bytes) are cut when a dict is shrunk
 _SHORT_CUT: Final = 256  # string length kept once the walk's byte budget is used up
@@ -139,7 +152,7 @@ def to_json_text(value: object, max_bytes: int) -> str:
     Larger forms are cut as described in the module docstring. Never raises.
     """
     try:
-        if type(value) is not str or len(value) <= max_bytes:  # type: ignore[arg-type]
+        if type(value) is not str or len(value) <= max_bytes:
             text = _fast_json(value)
             if text is not None and _fits(text, max_bytes):
                 return text
@@ -217,7 +230,7 @@ except Exception:
 def _fast_json(value: object) -> str | None:
     try:
         if type(value) is str:
-            return _encode_str(value)  # type: ignore[arg-type]
+            return _encode_str(value)
         if _make_c_encoder is not None:
             return _c_encode(value)
         return _fallback_encode(value)
@@ -306,7 +319,7 @@ def _placeholder(cls: type) -> str:
 
 
 def _float(value: float) -> object:
-    if value != value:
+    if math.isnan(value):
         return "NaN"
     if value == _INF:
         return "Infinity"
@@ -401,7 +414,8 @@ class _Walker:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            if not (partial and exc.start >= len(data) - 4 and exc.reason.startswith("unexpected end")):
+            cut_in_char = exc.start >= len(data) - 4 and exc.reason.startswith("unexpected end")
+            if not (partial and cut_in_char):
                 shown = base64.b64encode(data[:_B64_BYTES]).decode("ascii")
                 more = _ELLIPSIS if n > _B64_BYTES else ""
                 return f"<{kind} len={n} b64={shown}{more}>"
@@ -494,22 +508,24 @@ class _Walker:
                 except Exception:  # unorderable members: keep iteration order
                     members = value
             return self._seq(iter(members), size, depth)
-        if isinstance(value, (deque, Sequence, Set, MappingView)):
+        if isinstance(value, (deque, Sequence, Set, KeysView, ItemsView, ValuesView)):
             return self._seq(iter(value), len(value), depth)
         fields = self._fields(value, t)
         if fields is not None:
             return self._mapping(fields, len(fields), depth)
         tolist = getattr(t, "tolist", None)
         if callable(tolist):  # numpy-like arrays and scalars
-            size = getattr(value, "size", None)
-            if isinstance(size, int) and size > self.limit:
+            count = getattr(value, "size", None)
+            if isinstance(count, int) and count > self.limit:
                 shape = getattr(value, "shape", None)
-                about = f" shape={shape}" if isinstance(shape, tuple) else f" size={size}"
+                about = f" shape={shape}" if isinstance(shape, tuple) else f" size={count}"
                 return self._str(f"<{_name_of(t)}{about}>")
             return self.convert(tolist(value), depth - 1)
-        if t.__repr__ is not object.__repr__:
+        repr_impl: object = t.__repr__
+        str_impl: object = t.__str__
+        if repr_impl is not object.__repr__:
             return self._described(repr(value), t)
-        if t.__str__ is not object.__str__:
+        if str_impl is not object.__str__:
             return self._described(str(value), t)
         attributes = self._attributes(value, t)
         if attributes:
@@ -562,10 +578,9 @@ class _Walker:
             for name in (slots,) if isinstance(slots, str) else slots:
                 if isinstance(name, str) and not name.startswith("_") and name not in seen:
                     seen.add(name)
-                    try:
+                    # An unset slot or a failing descriptor is left out.
+                    with contextlib.suppress(Exception):
                         pairs.append((name, getattr(value, name)))
-                    except Exception:  # unset slot or failing descriptor: leave it out
-                        pass
         return pairs or None
 
     # -- containers ---------------------------------------------------------------------
@@ -821,39 +836,46 @@ def _waterfill(sizes: list[int], avail: int) -> int:
 def _fit_container(
     entries: list[tuple[str, object, str]], omitted: int, budget: int, *, is_dict: bool
 ) -> str | None:
-    """A list or dict of ``entries`` (prefix, value, value's full JSON) in ``budget`` bytes."""
-    marker = _dict_marker if is_dict else _list_marker
+    """A list or dict of ``entries`` (prefix, value, value's full JSON) in ``budget`` bytes.
+
+    Keeps as many leading entries as fit when each gets its prefix plus its value (whole for
+    numbers, at least ``share_min`` bytes for strings and containers) and the marker for the
+    rest still fits (detailed, else compact); then shares the space by water-filling.
+    """
     n = len(entries)
     prefix_sizes = [_blen(prefix) for prefix, _, _ in entries]
     sizes = [_blen(text) for _, _, text in entries]
     shrinkable = [type(item) in _SHRINKABLE for _, item, _ in entries]
+    # Fewer entries shown usefully beat many shown as bare markers: a cut entry gets at least
+    # 1/16 of the space, up to _USEFUL_SHARE (so big lists still show many entries).
+    share_min = max(_MIN_SHARE, min(budget // 16, _USEFUL_SHARE))
 
-    # How many leading entries to keep: each needs its prefix plus its value (whole for
-    # numbers, at least a minimal share for strings and containers), then the marker.
     kept = -1
-    running = 2
+    kept_marker = ""
+    running = 2  # brackets, kept entries at their minimum, commas between them
     for k in range(n + 1):
         if k:
             i = k - 1
-            value_min = min(sizes[i], _MIN_SHARE) if shrinkable[i] else sizes[i]
+            value_min = min(sizes[i], share_min) if shrinkable[i] else sizes[i]
             running += prefix_sizes[i] + value_min + (1 if k > 1 else 0)
             if running > budget:
                 break
         left_out = n - k + omitted
-        total = running + (_blen(marker(left_out)) + (1 if k else 0) if left_out else 0)
-        if total <= budget:
-            kept = k
-    open_, close = ("{", "}") if is_dict else ("[", "]")
+        if not left_out:
+            kept, kept_marker = k, ""
+            continue
+        comma = 1 if k else 0
+        for candidate in _container_markers(left_out, is_dict=is_dict):
+            if running + comma + _blen(candidate) <= budget:
+                kept, kept_marker = k, candidate
+                break
     if kept < 0:
-        bare = f"{_MARKER_KEY}:{n + omitted}" if is_dict else _MARKER_KEY
-        text = open_ + bare + close
-        return text if _blen(text) <= budget else None
+        return None
 
-    left_out = n - kept + omitted
     fixed = 2 + max(kept - 1, 0) + sum(prefix_sizes[:kept])
     fixed += sum(sizes[i] for i in range(kept) if not shrinkable[i])
-    if left_out:
-        fixed += _blen(marker(left_out)) + (1 if kept else 0)
+    if kept_marker:
+        fixed += _blen(kept_marker) + (1 if kept else 0)
     avail = budget - fixed
     share_sizes = [sizes[i] for i in range(kept) if shrinkable[i]]
     cap = _waterfill(share_sizes, avail)
@@ -869,9 +891,17 @@ def _fit_container(
             slack = allowance - _blen(fitted)
             text = fitted
         parts.append(prefix + text)
-    if left_out:
-        parts.append(marker(left_out))
+    if kept_marker:
+        parts.append(kept_marker)
+    open_, close = ("{", "}") if is_dict else ("[", "]")
     return open_ + ",".join(parts) + close
+
+
+def _container_markers(left_out: int, *, is_dict: bool) -> tuple[str, str]:
+    """The marker entry for ``left_out`` omitted entries: detailed, then compact."""
+    if is_dict:
+        return f'{_MARKER_KEY}:"{left_out} more keys"', f"{_MARKER_KEY}:{left_out}"
+    return _encode_str(_more(left_out, "items")), _MARKER_KEY
 
 
 def _cut_text(text: str, max_bytes: int) -> str:
@@ -894,4 +924,3 @@ def _cut_text(text: str, max_bytes: int) -> str:
     if last is not None:
         return last
     return encoded[: max(max_bytes, 0)].decode("utf-8", "ignore")
-

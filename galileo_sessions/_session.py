@@ -237,7 +237,7 @@ class SessionScope:
             finally:
                 leave(token)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
 
 def _redacted_session(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:

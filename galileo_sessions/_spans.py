@@ -123,7 +123,7 @@ def _finish(rt: Runtime, node: SpanNode, pending: list[Op]) -> None:
         node.ended = True
         if node is root:
             tree = build_tree(root, rt.redact)
-            op: Op | None = TraceOp(root.session, tree, record_size(tree))
+            op: Op = TraceOp(root.session, tree, record_size(tree))
         else:
             parent = node.parent
             assert parent is not None

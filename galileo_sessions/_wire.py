@@ -79,8 +79,9 @@ def _tool_call(call: Any) -> dict[str, Any] | None:
     if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
         return None
     args = fn.get("arguments", "")
-    return {"id": str(call.get("id", "")), "function": {
-        "name": fn["name"], "arguments": args if isinstance(args, str) else to_json_text(args, 10_000)}}
+    arguments = args if isinstance(args, str) else to_json_text(args, 10_000)
+    return {"id": str(call.get("id", "")),
+            "function": {"name": fn["name"], "arguments": arguments}}
 
 
 def _is_message_list(value: Any) -> bool:

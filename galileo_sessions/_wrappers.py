@@ -21,8 +21,8 @@ from ._internal import internal_error
 from ._pipeline import Op
 from ._records import SpanNode
 from ._runtime import Runtime
-from ._spans import close_span, open_span, submit_reliable
 from ._serialize import to_text
+from ._spans import close_span, open_span, submit_reliable
 from ._wire import llm_input, normalize_input
 
 __all__ = ["SpanSpec", "begin", "end", "make_wrapper"]

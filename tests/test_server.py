@@ -177,11 +177,16 @@ def test_project_get_or_create_flow(client: httpx.Client) -> None:
     assert [p["id"] for p in listed] == [pid]
     assert listed[0]["type"] == "gen_ai"
     assert {"id", "name", "created_at", "updated_at"} <= listed[0].keys()
+    # the fields Galileo's generated ProjectDB model insists on are there
+    assert {"created_by", "created_by_user", "runs"} <= listed[0].keys()
     assert client.get("/projects", params={"project_name": "p1", "type": "other"}).json() == []
     assert target(client, "p1")[0] == pid  # second resolution reuses it
     assert client.get(f"/projects/{pid}").json()["name"] == "p1"
     assert client.get(f"/v2/projects/{pid}").json()["id"] == pid
-    target(client, "p2")
+    # the official SDK's create body, "created_by": null included (galileo 2.7.0 on the wire)
+    sdk_body = {"name": "p2", "created_by": None, "type": "gen_ai",
+                "create_example_templates": False}
+    assert client.post("/projects", json=sdk_body).status_code == 200
     assert {p["name"] for p in client.get("/projects/all").json()} == {"p1", "p2"}
 
 

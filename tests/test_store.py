@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import shutil
+import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
@@ -466,7 +467,7 @@ def test_unusable_paths_give_clear_errors(tmp_path: Path) -> None:
     assert str(blocker) in str(err.value)
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(Exception, match="corrupt.db") as err2:
+    with pytest.raises(sqlite3.DatabaseError, match=r"corrupt\.db") as err2:
         Store(corrupt)
     assert "database" in str(err2.value)
 

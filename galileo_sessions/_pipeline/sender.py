@@ -17,6 +17,7 @@ from typing import Any
 
 from .._exporter import Exporter, Route, Target
 from .._internal import log_once
+from .._records import SessionHandle
 from .._wire import request_envelope
 from ..exceptions import ApiConnectionError, ApiStatusError, DeliveryError, IngestValidationError
 from .ops import Op, SessionOp, SpansOp, TraceOp
@@ -219,12 +220,13 @@ class Sender:
         return None
 
     @staticmethod
-    def _session_id(session: Any) -> str | None:
+    def _session_id(session: SessionHandle | None) -> str | None:
         if session is None:
             return None
-        return session.wait(session.wait_timeout) if not session.resolved else session.wait(0)
+        return session.wait(session.wait_timeout)
 
-    def _send_traces(self, session: Any, traces: list[dict[str, Any]], reliable: bool) -> None:
+    def _send_traces(self, session: SessionHandle | None, traces: list[dict[str, Any]],
+                     reliable: bool) -> None:
         body = {**request_envelope(reliable), "session_id": self._session_id(session),
                 "traces": traces, "is_complete": True}
         self._call(Route.TRACES, body)

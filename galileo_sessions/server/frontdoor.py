@@ -38,7 +38,7 @@ async def handle_http(scope: Scope, receive: Receive, send: Send, *, state: Serv
     """Serve one HTTP request through the front door, then ``inner`` (the FastAPI app)."""
     method: str = scope["method"]
     path: str = scope["path"]
-    raw_body, complete = await _read_body(receive)
+    raw_body, size, complete = await _read_body(receive)
     if not complete:  # the client went away mid-body: nobody to answer
         return
     record = state.requests.start(
@@ -59,7 +59,7 @@ async def handle_http(scope: Scope, receive: Receive, send: Send, *, state: Serv
         await send(message)
 
     try:
-        if len(raw_body) > MAX_BODY_BYTES:
+        if size > MAX_BODY_BYTES:
             outcome = "too_large"
             await _send_json(recording_send, 413, {"detail": "Request body too large"})
             return
@@ -99,19 +99,20 @@ def _finish(state: ServerState, record: RequestRecord, outcome: str) -> None:
     state.requests.finish(record, outcome)
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+async def _read_body(receive: Receive) -> tuple[bytes, int, bool]:
+    """The body (at most ``MAX_BODY_BYTES`` of it), its full size, and whether it completed."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b"".join(chunks), False
+            return b"".join(chunks), size, False
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
-        if size <= MAX_BODY_BYTES + 1:  # keep one byte past the cap so the size check fires
+        if size <= MAX_BODY_BYTES:
             chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks), True
+            return b"".join(chunks), size, True
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from galileo_sessions.exceptions import NotFoundError
+from galileo_sessions.server.auth import DEV_USER
 from galileo_sessions.server.deps import json_body, store_of
 
 __all__ = ["router"]
@@ -30,24 +31,36 @@ async def list_projects(
     type: Annotated[str | None, Query()] = None,  # the wire name shadows the builtin
 ) -> list[dict[str, Any]]:
     projects = await run_in_threadpool(store_of(request).find_projects, project_name)
-    return [p for p in projects if type is None or p.get("type") == type]
+    return [project_db(p) for p in projects if type is None or p.get("type") == type]
 
 
 @router.get("/projects/all")
 async def all_projects(request: Request) -> list[dict[str, Any]]:
-    return await run_in_threadpool(store_of(request).find_projects, None)
+    return [project_db(p) for p in await run_in_threadpool(store_of(request).find_projects, None)]
 
 
 @router.post("/projects")
 async def create_project(request: Request) -> dict[str, Any]:
     body = await json_body(request)
-    return await run_in_threadpool(store_of(request).create_project, body)
+    # The official SDK sends "created_by": null (wire §8 observed body); the creator is
+    # whoever is logged in, so a null here carries nothing and is not the store's business.
+    if body.get("created_by", ...) is None:
+        del body["created_by"]
+    return project_db(await run_in_threadpool(store_of(request).create_project, body))
 
 
 @router.get("/projects/{project_id}")
 @router.get("/v2/projects/{project_id}")
 async def get_project(request: Request, project_id: str) -> dict[str, Any]:
-    return await run_in_threadpool(store_of(request).get_project, project_id)
+    return project_db(await run_in_threadpool(store_of(request).get_project, project_id))
+
+
+def project_db(project: dict[str, Any]) -> dict[str, Any]:
+    """A store project completed to the ``ProjectDB`` shape the official generated client
+    parses: it requires ``created_by``, ``created_by_user`` and ``runs`` to be present."""
+    user = {k: DEV_USER[k] for k in ("id", "email", "first_name", "last_name")}
+    return {"created_by": DEV_USER["id"], "created_by_user": user, "runs": [],
+            "permissions": [], **project}
 
 
 @router.get("/projects/{project_id}/log_streams/paginated")

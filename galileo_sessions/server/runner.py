@@ -194,8 +194,6 @@ def cli_serve(argv: list[str]) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    store_dir = os.path.dirname(os.path.abspath(args.store))
-    os.makedirs(store_dir, exist_ok=True)
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as exc:
