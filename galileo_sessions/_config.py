@@ -72,7 +72,7 @@ class Settings:
     flush_interval: float = 0.5
     max_batch_records: int = 256
     max_batch_bytes: int = 4_000_000
-    max_queue_bytes: int = 64_000_000
+    max_queue_bytes: int = 32_000_000
     spool_dir: str | None = None
     spool_max_bytes: int = 512_000_000
     connect_timeout: float = 5.0

@@ -75,12 +75,22 @@ def build_exporter(settings: Settings) -> Exporter:
                         experiment_id=settings.experiment_id)
 
 
+def spool_directory(settings: Settings) -> str:
+    """The spool's folder: ``spool_dir``, else ``spool/`` beside the local store file."""
+    if settings.spool_dir:
+        return settings.spool_dir
+    return os.path.join(os.path.dirname(settings.store) or ".", "spool")
+
+
 def build_pipeline(settings: Settings, exporter: Exporter) -> Pipeline:
+    from ._pipeline.spool import Spool
+
     return Pipeline(exporter, reliable_timeout=settings.reliable_timeout,
                     flush_interval=settings.flush_interval,
                     max_batch_records=settings.max_batch_records,
                     max_batch_bytes=settings.max_batch_bytes,
-                    max_queue_bytes=settings.max_queue_bytes)
+                    max_queue_bytes=settings.max_queue_bytes,
+                    spool=Spool(spool_directory(settings), settings.spool_max_bytes))
 
 
 def install(runtime: Runtime) -> Runtime | None:

@@ -99,6 +99,7 @@ _CYCLE: Final = "<cycle>"
 _TOO_DEEP: Final = f"{TRUNCATION_MARKER} deeper than {MAX_DEPTH} levels"
 _MIN_SHARE: Final = 24  # smallest share of space given to a string or container that is cut
 _USEFUL_SHARE: Final = 256  # see _fit_container
+_CHUNK: Final = 512  # see _escaped_sizes
 _MIN_KEEP: Final = 8  # prefer a shorter marker to showing fewer than this many characters
 _KEY_CAP: Final = 256  # dict keys longer than this (in bytes) are cut when a dict is shrunk
 _SHORT_CUT: Final = 256  # string length kept once the walk's byte budget is used up
@@ -152,10 +153,17 @@ def to_json_text(value: object, max_bytes: int) -> str:
     Larger forms are cut as described in the module docstring. Never raises.
     """
     try:
-        if type(value) is not str or len(value) <= max_bytes:
-            text = _fast_json(value)
-            if text is not None and _fits(text, max_bytes):
-                return text
+        if not _obviously_too_big(value, max_bytes):
+            try:
+                text = _fast_encode(value)
+            except Exception:  # cycles, NaN, odd keys, depth, a hook that gave up
+                pass
+            else:
+                if text.isascii():
+                    if len(text) <= max_bytes:
+                        return text
+                elif _fits(text, max_bytes):  # also rejects lone surrogates
+                    return text
         text = _slow_json(value, max_bytes)
         if _fits(text, max_bytes):
             return text
@@ -205,37 +213,40 @@ def _hook(obj: object) -> object:
     return out
 
 
-_make_c_encoder: Callable[..., Callable[[object, int], Iterable[str]]] | None = getattr(
-    json.encoder, "c_make_encoder", None
-)
 _fallback_encode: Callable[[object], str] = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_hook
 ).encode
 
 
 def _c_encode(value: object) -> str:
+    """``json.dumps`` with our options and hook, minus the per-call Python overhead."""
+    if type(value) is str:
+        return _encode_str(value)
     # A fresh encoder per call: its `markers` dict (cycle detection) is not thread-safe.
-    assert _make_c_encoder is not None
-    encoder = _make_c_encoder({}, _hook, _encode_str, None, ":", ",", False, False, False)
+    encoder = _c_factory({}, _hook, _encode_str, None, ":", ",", False, False, False)
     return "".join(encoder(value, 0))
 
 
+_fast_encode: Callable[[object], str] = _fallback_encode
 try:  # the C encoder's constructor is private API: check it once, else use the public one
-    if _make_c_encoder is None or _c_encode({"a": [1, 2.5, None]}) != '{"a":[1,2.5,null]}':
-        _make_c_encoder = None
+    _c_factory: Callable[..., Callable[[object, int], Iterable[str]]]
+    _c_factory = vars(json.encoder)["c_make_encoder"]  # None without the C accelerator
+    if _c_encode({"a": [1, 2.5, None, "\u00e9"]}) == '{"a":[1,2.5,null,"\u00e9"]}':
+        _fast_encode = _c_encode
 except Exception:
-    _make_c_encoder = None
+    pass
 
 
-def _fast_json(value: object) -> str | None:
-    try:
-        if type(value) is str:
-            return _encode_str(value)
-        if _make_c_encoder is not None:
-            return _c_encode(value)
-        return _fallback_encode(value)
-    except Exception:  # cycles, NaN, odd keys, depth, a hook that gave up: take the slow path
-        return None
+def _obviously_too_big(value: object, max_bytes: int) -> bool:
+    """True when the full JSON of ``value`` cannot fit: skip the fast path's wasted encode."""
+    t = type(value)
+    if t is str:
+        return len(value) > max_bytes  # type: ignore[arg-type]
+    if t is list or t is tuple:
+        return 2 * len(value) > max_bytes + 1  # type: ignore[arg-type]  # "1," per item
+    if t is dict:
+        return 6 * len(value) > max_bytes + 1  # type: ignore[arg-type]  # '"":0,' per key
+    return False
 
 
 def _fits(text: str, max_bytes: int) -> bool:
@@ -333,8 +344,10 @@ def _min_cost(value: object) -> int:
     t = type(value)
     if t is str or t is _CutStr:
         return min(len(value), _MIN_SHARE) + 2  # type: ignore[arg-type]
-    if t is int or t is float:
-        return 1
+    if t is int:
+        return len(int.__repr__(value))
+    if t is float:
+        return len(float.__repr__(value))
     if value is None or t is bool:
         return 4
     return _MIN_SHARE if value else 2
@@ -685,6 +698,12 @@ def _render(value: object) -> str:
     if t is _CutStr:
         cut: _CutStr = value  # type: ignore[assignment]
         return _encode_str(str.__str__(cut) + _more(cut.omitted, cut.unit))
+    if t is str:
+        return _encode_str(value)  # type: ignore[arg-type]
+    if t is int:
+        return int.__repr__(value)
+    if t is float:
+        return float.__repr__(value)
     if t is _CutList:
         items: _CutList = value  # type: ignore[assignment]
         parts = [_render(item) for item in items]
@@ -773,33 +792,50 @@ def _suffix(kind: int, remaining: int, unit: str) -> str:
     return TRUNCATION_MARKER if kind == 1 else _ELLIPSIS
 
 
+def _escaped_sizes(text: str) -> list[int]:
+    """``sizes[i]``: UTF-8 size of ``text[: i * _CHUNK]`` escaped for JSON (no quotes).
+
+    JSON escaping is per character, so this lets ``_escaped_size`` measure any prefix by
+    escaping at most one chunk: the cut point is found in O(len) C work plus a short search.
+    """
+    sizes = [0]
+    total = 0
+    for start in range(0, len(text), _CHUNK):
+        total += _blen(_encode_str(text[start : start + _CHUNK])) - 2
+        sizes.append(total)
+    return sizes
+
+
+def _escaped_size(text: str, sizes: list[int], k: int) -> int:
+    whole = k // _CHUNK
+    start = whole * _CHUNK
+    if start == k:
+        return sizes[whole]
+    return sizes[whole] + _blen(_encode_str(text[start:k])) - 2
+
+
 def _longest_prefix(
-    text: str, total: int, unit: str, kind: int, budget: int
-) -> tuple[int, str] | None:
-    """Longest ``text[:k]`` + suffix ``kind`` whose JSON fits ``budget`` bytes, as (k, json)."""
+    text: str, sizes: list[int], *, total: int, unit: str, kind: int, budget: int
+) -> int | None:
+    """Largest k with ``text[:k]`` + suffix ``kind`` fitting ``budget`` bytes as JSON."""
 
-    def candidate(k: int) -> str:
-        return _encode_str(text[:k] + _suffix(kind, total - k, unit))
+    def fits(k: int) -> bool:
+        suffix = _blen(_suffix(kind, total - k, unit))  # marker text needs no escaping
+        return 2 + _escaped_size(text, sizes, k) + suffix <= budget
 
-    best = candidate(0)
-    if _blen(best) > budget:
+    if not fits(0):
         return None
-    # Each character takes at least one byte, the suffix at least its bare form.
-    hi = min(len(text), budget - 2 - _blen(_suffix(kind, 0, unit)))
-    if hi <= 0:
-        return 0, best
-    attempt = candidate(hi)
-    if _blen(attempt) <= budget:
-        return hi, attempt
-    lo = 0  # invariant: lo fits, hi does not (sizes grow with k)
+    hi = min(len(text), budget)  # every character takes at least one byte
+    if fits(hi):
+        return hi
+    lo = 0  # invariant: lo fits, hi does not (the size grows with k)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        attempt = candidate(mid)
-        if _blen(attempt) <= budget:
-            lo, best = mid, attempt
+        if fits(mid):
+            lo = mid
         else:
             hi = mid
-    return lo, best
+    return lo
 
 
 def _fit_str(text: str, omitted: int, unit: str, budget: int) -> str | None:
@@ -808,12 +844,14 @@ def _fit_str(text: str, omitted: int, unit: str, budget: int) -> str | None:
         return None
     total = len(text) + omitted
     want = min(len(text), _MIN_KEEP)
+    text = text[:budget]  # every character takes at least one byte
+    sizes = _escaped_sizes(text)
     fallback = '""'
     for kind in (0, 1, 2):
-        found = _longest_prefix(text, total, unit, kind, budget)
-        if found is None:
+        kept = _longest_prefix(text, sizes, total=total, unit=unit, kind=kind, budget=budget)
+        if kept is None:
             continue
-        kept, rendered = found
+        rendered = _encode_str(text[:kept] + _suffix(kind, total - kept, unit))
         if kept >= want:
             return rendered
         fallback = rendered
@@ -850,6 +888,7 @@ def _fit_container(
     # 1/16 of the space, up to _USEFUL_SHARE (so big lists still show many entries).
     share_min = max(_MIN_SHARE, min(budget // 16, _USEFUL_SHARE))
 
+    longest_marker = _blen(_container_markers(n + omitted, is_dict=is_dict)[0])
     kept = -1
     kept_marker = ""
     running = 2  # brackets, kept entries at their minimum, commas between them
@@ -865,12 +904,18 @@ def _fit_container(
             kept, kept_marker = k, ""
             continue
         comma = 1 if k else 0
+        if running + comma + longest_marker <= budget:  # the detailed marker surely fits
+            kept, kept_marker = k, ""
+            continue
         for candidate in _container_markers(left_out, is_dict=is_dict):
             if running + comma + _blen(candidate) <= budget:
                 kept, kept_marker = k, candidate
                 break
     if kept < 0:
         return None
+    left_out = n - kept + omitted
+    if left_out and not kept_marker:
+        kept_marker = _container_markers(left_out, is_dict=is_dict)[0]
 
     fixed = 2 + max(kept - 1, 0) + sum(prefix_sizes[:kept])
     fixed += sum(sizes[i] for i in range(kept) if not shrinkable[i])

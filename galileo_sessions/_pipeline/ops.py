@@ -7,6 +7,7 @@ session's id, a previous session's id); the sender fills those in just before se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .._records import SessionHandle
@@ -22,6 +23,7 @@ class SessionOp:
     body: dict[str, Any]
     size: int = 512
     attempts: int = field(default=0)
+    spool_path: Path | None = field(default=None)
 
 
 @dataclass(slots=True)
@@ -32,6 +34,7 @@ class TraceOp:
     trace: dict[str, Any]
     size: int
     attempts: int = field(default=0)
+    spool_path: Path | None = field(default=None)
 
 
 @dataclass(slots=True)
@@ -44,6 +47,7 @@ class SpansOp:
     spans: list[dict[str, Any]]
     size: int
     attempts: int = field(default=0)
+    spool_path: Path | None = field(default=None)
 
 
 Op = SessionOp | TraceOp | SpansOp

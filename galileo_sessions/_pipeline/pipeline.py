@@ -8,12 +8,16 @@ are bounded by their timeouts and report what really happened.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from pathlib import Path
 
 from .._exporter import Exporter
-from .._internal import internal_error
+from .._internal import internal_error, log_once
+from .codec import encode
 from .ops import Op
 from .sender import Sender
+from .spool import Spool
 from .stats import FlushResult, Stats
 from .worker import Worker
 
@@ -25,13 +29,16 @@ class Pipeline:
 
     def __init__(self, exporter: Exporter, *, reliable_timeout: float, flush_interval: float,
                  max_batch_records: int, max_batch_bytes: int, max_queue_bytes: int,
-                 inline: bool = False) -> None:
+                 spool: Spool | None = None, inline: bool = False) -> None:
         self.exporter = exporter
         self.stats = Stats()
+        self.spool = spool
         self.sender = Sender(exporter, self.stats, max_batch_bytes=max_batch_bytes)
         self.worker = Worker(self.sender, self.stats, flush_interval=flush_interval,
                              max_batch_records=max_batch_records,
-                             max_queue_bytes=max_queue_bytes)
+                             max_queue_bytes=max_queue_bytes, spool=spool)
+        if spool is not None and not inline and spool.pending_count():
+            self.worker.start()  # replay what a previous run left, in the background
         self.reliable_timeout = reliable_timeout
         self.inline = inline  # the test kit: deliver fire-and-forget ops at once, in order
         self._closed = False
@@ -41,7 +48,10 @@ class Pipeline:
         """Hand ``op`` over. Reliable: send now, raising ``DeliveryError`` on failure."""
         if reliable:
             self.stats.add(enqueued=1, pending=1)
-            self.sender.send_now(op, self.reliable_timeout)
+            path = self._write_ahead(op)
+            self.sender.send_now(op, self.reliable_timeout)  # DeliveryError: the file stays
+            if path is not None and self.spool is not None:
+                self.spool.remove(path)
         elif self.inline:
             self.stats.add(enqueued=1, pending=1)
             remaining, error = self.sender.deliver([op])
@@ -50,6 +60,23 @@ class Pipeline:
                 self.stats.error(str(error))
         else:
             self.worker.submit(op)
+
+    def _write_ahead(self, op: Op) -> Path | None:
+        """Reliable mode: the record is on disk before it is sent, so a crash loses nothing."""
+        if self.spool is None:
+            return None
+        try:
+            path = self.spool.write([encode(op)], overflow=False)
+        except Exception as exc:
+            log_once(f"spool-write-ahead:{type(exc).__name__}", logging.ERROR,
+                     "galileo_sessions: cannot write the spool %s (%s); reliable records are "
+                     "sent without a crash-safe copy", self.spool.directory, exc)
+            return None
+        if path is None:
+            log_once("spool-full-reliable", logging.ERROR,
+                     "galileo_sessions: the spool %s is full; reliable records are sent without "
+                     "a crash-safe copy", self.spool.directory)
+        return path
 
     async def asubmit(self, op: Op, *, reliable: bool) -> None:
         if reliable:
@@ -82,7 +109,6 @@ class Pipeline:
         return result
 
     def reset_after_fork(self) -> None:
-        self.worker.reset_after_fork()
         self.stats = Stats()
         self.sender.stats = self.stats
-        self.worker._stats = self.stats
+        self.worker.reset_after_fork(self.stats)

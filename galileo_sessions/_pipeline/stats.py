@@ -16,7 +16,10 @@ __all__ = ["FlushResult", "Stats"]
 
 @dataclass(frozen=True)
 class FlushResult:
-    """What a flush achieved: records finished since the previous flush, and what is left."""
+    """What a flush achieved: records finished since the previous flush, and what is left.
+
+    ``last_error`` is the last delivery error seen since the previous flush, if any.
+    """
 
     sent: int = 0
     failed: int = 0
@@ -66,6 +69,8 @@ class Stats:
         with self._lock:
             sent0, failed0, dropped0 = self._marks
             self._marks = (self.sent, self.failed, self.dropped)
-            return FlushResult(sent=self.sent - sent0, failed=self.failed - failed0,
-                               dropped=self.dropped - dropped0, pending=self.pending,
-                               last_error=self.last_error)
+            result = FlushResult(sent=self.sent - sent0, failed=self.failed - failed0,
+                                 dropped=self.dropped - dropped0, pending=self.pending,
+                                 last_error=self.last_error)
+            self.last_error = None  # each result reports the errors of its own period
+            return result

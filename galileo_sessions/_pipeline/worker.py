@@ -1,11 +1,17 @@
 """The fire-and-forget worker: a bounded in-memory queue drained by one daemon thread.
 
 The caller's cost is an append under a short lock; the thread wakes when a batch is full,
-when ``flush`` asks, or every ``flush_interval`` seconds. Retryable failures put the batch
-back at the front of the queue and back off (exponential, with jitter, honouring
-``Retry-After``); a flush interrupts the back-off to try once more at once. The queue is
-bounded in bytes; past the bound, ops go to the overflow hook (the disk spool, when there is
-one) or are dropped, counted and logged once.
+when ``flush`` asks, or every ``flush_interval`` seconds. A retryable failure puts the batch
+back at the front of the queue and backs off (exponential with jitter, honouring
+``Retry-After``): while backing off the worker sends nothing, so a dead server costs the
+callers nothing (a circuit breaker). ``flush`` interrupts the back-off for one more try.
+
+The queue is bounded in bytes. Past the bound, ops wait in a short overflow list that the
+worker writes to the disk spool in one file per batch (so the caller never does disk I/O);
+at shutdown, records still unsent are spooled the same way. Only when the spool is full too
+are records dropped, counted and logged once. Spooled ops stay ``pending`` until the server has them: this process replays
+its own spool files once the server answers again, and the next process replays the files
+of processes that died.
 """
 
 from __future__ import annotations
@@ -16,16 +22,20 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from pathlib import Path
 
 from .._internal import internal_error, log_once
+from .._records import SessionHandle
+from .codec import decode, encode
 from .ops import Op
 from .sender import Sender
+from .spool import Spool
 from .stats import Stats
 
 __all__ = ["Worker"]
 
 _MAX_BACKOFF_S = 30.0
+_REPLAY_EVERY_S = 5.0
 
 
 class Worker:
@@ -33,104 +43,153 @@ class Worker:
 
     def __init__(self, sender: Sender, stats: Stats, *, flush_interval: float,
                  max_batch_records: int, max_queue_bytes: int,
-                 overflow: Callable[[Op], bool] | None = None) -> None:
+                 spool: Spool | None = None) -> None:
         self._sender = sender
-        self._stats = stats
+        self.stats = stats
         self._interval = flush_interval
         self._max_records = max_batch_records
         self._max_bytes = max_queue_bytes
-        self._overflow = overflow
+        self._spool = spool
+        self._init_state()
+
+    def _init_state(self) -> None:
         self._queue: deque[Op] = deque()
+        self._overflow: list[Op] = []
+        self._overflow_bytes = 0
+        self._file_refs: dict[Path, int] = {}
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        self._changed = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._queued_bytes = 0
-        self._in_flight = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._backoff = 0.0
+        self._healthy = True
+        self._last_replay = 0.0
+        self._flush_requested = 0
+        self._flush_done = 0
 
     # -- caller side ---------------------------------------------------------------------
     def submit(self, op: Op) -> None:
         size = op.size
+        dropped = False
         with self._lock:
-            if self._queued_bytes + size > self._max_bytes:
-                full = True
-            else:
-                full = False
+            if self._queued_bytes + size <= self._max_bytes:
                 self._queue.append(op)
                 self._queued_bytes += size
-                count = len(self._queue)
-        if full:
-            self._spill(op)
+                wake = len(self._queue) >= self._max_records and self._healthy
+            elif self._spool is not None and self._overflow_bytes + size <= self._max_bytes:
+                self._overflow.append(op)  # the worker moves it to disk
+                self._overflow_bytes += size
+                wake = len(self._overflow) == 1
+            else:
+                dropped, wake = True, False
+        if dropped:
+            self.stats.add(enqueued=1, dropped=1)
+            self._log_drop()
             return
-        self._stats.add(enqueued=1, pending=1, queue_bytes=size)
+        self.stats.add(enqueued=1, pending=1, queue_bytes=size)
         if self._thread is None:
             self._start()
-        if count >= self._max_records:
+        if wake:
             self._wake.set()
 
-    def _spill(self, op: Op) -> None:
-        self._stats.add(enqueued=1, pending=1)
-        if self._overflow is not None and self._overflow(op):
-            self._stats.add(spooled=1, pending=-1)
-            return
-        self._stats.add(dropped=1, pending=-1)
+    def _log_drop(self) -> None:
         log_once("queue-full", logging.WARNING,
-                 "galileo_sessions: the in-memory queue is full (%d bytes) and there is no spool "
-                 "room; dropping records (counted in stats()['dropped'])", self._max_bytes)
+                 "galileo_sessions: the in-memory queue is full (%d bytes) and the disk spool "
+                 "cannot take more; dropping records (counted in stats()['dropped'])",
+                 self._max_bytes)
+
+    def _spill(self, ops: list[Op]) -> None:
+        """Write ``ops`` to the spool as one file; drop (and count) them if that fails."""
+        ops = [op for op in ops if op.spool_path is None]
+        if not ops:
+            return
+        path = None
+        if self._spool is not None:
+            try:
+                path = self._spool.write([encode(op) for op in ops], overflow=True)
+            except Exception as exc:
+                log_once(f"spool-write:{type(exc).__name__}", logging.ERROR,
+                         "galileo_sessions: cannot write the spool %s: %s",
+                         self._spool.directory, exc)
+        if path is None:
+            self.stats.add(dropped=len(ops), pending=-len(ops))
+            self._log_drop()
+            return
+        for op in ops:
+            op.spool_path = path
+        with self._lock:
+            self._file_refs[path] = self._file_refs.get(path, 0) + len(ops)
+        self.stats.add(spooled=len(ops))  # still pending: on disk until the server takes it
+
+    def _spill_overflow(self) -> None:
+        with self._lock:
+            ops, self._overflow = self._overflow, []
+            size, self._overflow_bytes = self._overflow_bytes, 0
+        if ops:
+            self.stats.add(queue_bytes=-size)
+            self._spill(ops)
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None:
+            if self._thread is not None or self._stopping:
                 return
             self._thread = threading.Thread(target=self._run, name="galileo-sessions-worker",
                                             daemon=True)
             self._thread.start()
 
+    def start(self) -> None:
+        """Start the thread now (e.g. to replay a spool left by a previous run)."""
+        self._start()
+
     # -- flushing ------------------------------------------------------------------------
     def flush(self, timeout: float | None) -> bool:
-        """Wake the worker and wait until the queue is empty; False on timeout."""
+        """Ask for a full drain (spooled records included); wait for it. False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._thread is None:
+            if not self._queue and (self._spool is None or not self._spool.pending_count()):
+                return True
+            self._start()
+        with self._changed:
+            self._flush_requested += 1
+            wanted = self._flush_requested
         self._backoff = 0.0
         self._wake.set()
-        with self._idle:
-            while self._queue or self._in_flight:
+        with self._changed:
+            while self._flush_done < wanted:
                 if self._thread is None:
-                    break
+                    return not self._queue
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._idle.wait(0.05 if remaining is None else min(remaining, 0.05))
-        return not self._queue and not self._in_flight
+                self._changed.wait(0.1 if remaining is None else min(remaining, 0.1))
+        return True
 
     def stop(self, timeout: float | None) -> bool:
-        """Flush within ``timeout``, then end the thread. Returns True if all was sent."""
+        """Flush within ``timeout``, end the thread, spool what is left. True if all was sent."""
         drained = self.flush(timeout)
         with self._lock:
             self._stopping = True
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(0.5 if timeout is None else max(0.0, min(timeout, 0.5)))
-        return drained
-
-    def pending_ops(self) -> list[Op]:
-        """Everything not yet sent (for the spool on shutdown)."""
+            thread.join(0.5 if timeout is None else max(0.05, min(timeout, 0.5)))
+        self._spill_overflow()
         with self._lock:
-            return list(self._queue)
+            left = list(self._queue)
+            self._queue.clear()
+            self._queued_bytes = 0
+        if left:
+            self.stats.add(queue_bytes=-sum(op.size for op in left))
+            self._spill(left)  # the next start replays them
+        return drained and not left
 
-    def reset_after_fork(self) -> None:
+    def reset_after_fork(self, stats: Stats) -> None:
         """In a forked child: the parent's thread does not exist here; start clean."""
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._wake = threading.Event()
-        self._queue = deque()
-        self._queued_bytes = 0
-        self._in_flight = 0
-        self._thread = None
-        self._pid = os.getpid()
+        self.stats = stats
+        self._init_state()
 
     # -- the thread ----------------------------------------------------------------------
     def _take(self) -> list[Op]:
@@ -142,8 +201,8 @@ class Worker:
                 batch.append(op)
                 taken += op.size
             self._queued_bytes -= taken
-            self._in_flight = len(batch)
-        self._stats.add(queue_bytes=-taken)
+        if taken:
+            self.stats.add(queue_bytes=-taken)
         return batch
 
     def _requeue(self, ops: list[Op]) -> None:
@@ -151,48 +210,136 @@ class Worker:
         with self._lock:
             self._queue.extendleft(reversed(ops))
             self._queued_bytes += size
-            self._in_flight = 0
-        self._stats.add(queue_bytes=size)
+        self.stats.add(queue_bytes=size)
+
+    def _replay(self) -> None:
+        """Queue spooled ops: dead processes' files, and our own overflow when healthy."""
+        spool = self._spool
+        if spool is None:
+            return
+        self._last_replay = time.monotonic()
+        seen: dict[str, SessionHandle] = {}
+        with self._lock:
+            queued = {op.spool_path for op in self._queue if op.spool_path is not None}
+        try:
+            for path, records, foreign in spool.claim(include_own_overflow=self._healthy):
+                if path in queued:
+                    continue
+                ops: list[Op] | None = None
+                if records is not None:
+                    try:
+                        ops = [decode(record, seen) for record in records]
+                    except Exception as exc:
+                        log_once("spool-decode", logging.WARNING,
+                                 "galileo_sessions: skipping a spool file %s: %s", path, exc)
+                if ops is None:
+                    log_once("spool-corrupt", logging.WARNING,
+                             "galileo_sessions: skipping an unreadable spool file %s", path)
+                    spool.remove(path)
+                    with self._lock:
+                        lost = self._file_refs.pop(path, 0)
+                    self.stats.add(failed=max(lost, 1), pending=-lost)
+                    continue
+                if foreign:  # from a process that died: new work for this one
+                    self.stats.add(enqueued=len(ops), pending=len(ops))
+                size = sum(op.size for op in ops)
+                with self._lock:
+                    for op in ops:
+                        op.spool_path = path
+                    self._file_refs[path] = len(ops)
+                    self._queue.extend(ops)
+                    self._queued_bytes += size
+                    roomy = self._queued_bytes < self._max_bytes // 2
+                self.stats.add(queue_bytes=size)
+                if not roomy:
+                    return  # the rest stays on disk until there is room
+        except Exception as exc:
+            internal_error("spool replay", exc)
+
+    def _forget(self, done: list[Op]) -> None:
+        """Ops that are finished (sent or finally failed): remove spool files none still need."""
+        spool = self._spool
+        if spool is None:
+            return
+        empty: list[Path] = []
+        with self._lock:
+            for op in done:
+                path = op.spool_path
+                if path is None:
+                    continue
+                op.spool_path = None
+                left = self._file_refs.get(path, 1) - 1
+                if left <= 0:
+                    self._file_refs.pop(path, None)
+                    empty.append(path)
+                else:
+                    self._file_refs[path] = left
+        for path in empty:
+            spool.remove(path)
 
     def _run(self) -> None:
-        while True:
-            self._wake.wait(self._interval)
-            self._wake.clear()
+        try:
+            self._replay()
             while True:
-                batch = self._take()
-                if not batch:
+                self._wake.wait(self._interval)
+                self._wake.clear()
+                with self._lock:
+                    requested = self._flush_requested
+                    stopping = self._stopping
+                if self._healthy and (requested > self._flush_done or
+                                      time.monotonic() - self._last_replay > _REPLAY_EVERY_S):
+                    self._replay()
+                drained = self._drain()
+                with self._changed:
+                    if drained:
+                        self._flush_done = max(self._flush_done, requested)
+                    self._changed.notify_all()
+                if stopping:
                     break
-                try:
-                    remaining, error = self._sender.deliver(batch)
-                except Exception as exc:  # a bug: never let it kill the thread
-                    internal_error("worker.deliver", exc)
-                    remaining, error = batch, None
-                if remaining:
-                    for op in remaining:
-                        op.attempts += 1
-                    self._stats.add(retried=len(remaining))
-                    if error is not None:
-                        self._stats.error(str(error))
-                    self._requeue(remaining)
-                    self._sleep_backoff(error.retry_after if error is not None else None)
-                    if self._stopping:
-                        break
-                    continue
-                self._backoff = 0.0
-                with self._idle:
-                    self._in_flight = 0
-                    self._idle.notify_all()
-            with self._idle:
-                self._idle.notify_all()
-                if self._stopping:
-                    self._thread = None
-                    return
+                if not drained:
+                    self._spill_overflow()
+                    self._sleep_backoff()
+        except Exception as exc:  # pragma: no cover - last line of defence
+            internal_error("worker thread", exc)
+        finally:
+            with self._changed:
+                self._thread = None
+                self._changed.notify_all()
 
-    def _sleep_backoff(self, retry_after: float | None) -> None:
+    def _drain(self) -> bool:
+        """Send until the queue is empty (True) or a retryable failure stops us (False)."""
+        while True:
+            self._spill_overflow()
+            batch = self._take()
+            if not batch:
+                return True
+            try:
+                remaining, error = self._sender.deliver(batch)
+            except Exception as exc:  # a bug: never let it kill the thread
+                internal_error("worker.deliver", exc)
+                remaining, error = batch, None
+            if len(remaining) < len(batch):
+                kept = {id(op) for op in remaining}
+                self._forget([op for op in batch if id(op) not in kept])
+            if remaining:
+                self._healthy = False
+                for op in remaining:
+                    op.attempts += 1
+                self.stats.add(retried=len(remaining))
+                if error is not None:
+                    self.stats.error(str(error))
+                self._requeue(remaining)
+                self._retry_after = error.retry_after if error is not None else None
+                return False
+            if not self._healthy:
+                self._healthy = True
+                self._backoff = 0.0
+
+    _retry_after: float | None = None
+
+    def _sleep_backoff(self) -> None:
         self._backoff = min(_MAX_BACKOFF_S, max(0.1, self._backoff * 2))
-        pause = retry_after if retry_after is not None else self._backoff
+        pause = self._retry_after if self._retry_after is not None else self._backoff
         pause = min(_MAX_BACKOFF_S, pause) * random.uniform(0.8, 1.2)
-        with self._idle:
-            self._idle.notify_all()
-        self._wake.wait(pause)
-        self._wake.clear()
+        if self._wake.wait(pause):
+            return  # woken by a flush or a full batch: the loop tries again now
