@@ -22,6 +22,7 @@ from ._chainstore import ChainStore, InMemoryChainStore, SQLiteChainStore
 from ._decorators import Instrument, SpanType, log, span, trace
 from ._handles import SpanHandle, current_span
 from ._pipeline import FlushResult
+from ._propagation import RemoteContext, continue_from, extract, inject
 from ._records import SessionHandle
 from ._runtime import configure, flush, shutdown, stats
 from ._session import SessionScope, current_session, session
@@ -51,6 +52,7 @@ __all__ = [
     "GalileoSessionsError",
     "InMemoryChainStore",
     "Instrument",
+    "RemoteContext",
     "SQLiteChainStore",
     "SessionHandle",
     "SessionScope",
@@ -59,9 +61,12 @@ __all__ = [
     "__version__",
     "aflush",
     "configure",
+    "continue_from",
     "current_session",
     "current_span",
+    "extract",
     "flush",
+    "inject",
     "log",
     "session",
     "shutdown",

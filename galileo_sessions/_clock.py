@@ -16,11 +16,22 @@ wall_ns: Callable[[], int] = time.time_ns
 monotonic_ns: Callable[[], int] = time.perf_counter_ns
 
 
+_cache: tuple[int, str] = (-1, "")  # (second, its formatted prefix): one tuple, thread-safe
+
+
 def iso_from_ns(ns: int) -> str:
-    """UTC ISO-8601 with microseconds and ``Z``, the form Galileo's clients send."""
+    """UTC ISO-8601 with microseconds and ``Z``, the form Galileo's clients send.
+
+    Formatting a datetime costs microseconds; records made in the same second share the
+    formatted prefix, so the usual cost is one divmod and an f-string.
+    """
+    global _cache
     seconds, rest = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    cached_second, prefix = _cache
+    if seconds != cached_second:
+        prefix = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _cache = (seconds, prefix)
+    return f"{prefix}.{rest // 1000:06d}Z"
 
 
 class FixedClock:

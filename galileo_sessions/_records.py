@@ -22,7 +22,7 @@ class SpanNode:
 
     __slots__ = (
         "attrs", "children", "created_ns", "delivered", "duration_ns", "ended", "id", "implicit",
-        "input", "lock", "metadata", "metrics", "name", "output", "output_set", "parent",
+        "input", "lock", "metadata", "metrics", "name", "otel", "output", "output_set", "parent",
         "reliable",
         "root", "session", "start_ns", "status_code", "tags", "type",
     )
@@ -48,6 +48,7 @@ class SpanNode:
         self.ended = False
         self.delivered = False
         self.implicit = False
+        self.otel: Any = None  # (OTel span, context token) while the OTel bridge mirrors it
         if parent is None:
             self.root = self
             self.lock: threading.Lock | None = threading.Lock()

@@ -27,7 +27,8 @@ class Runtime:
     """Settings plus the pipeline built from them; read on every decorated call."""
 
     __slots__ = ("capture_input", "capture_output", "chain_store", "enabled", "max_bytes",
-                 "otel", "pipeline", "redact", "reliable", "settings", "wait_timeout")
+                 "otel", "otel_hook", "pipeline", "redact", "reliable", "settings",
+                 "wait_timeout")
 
     def __init__(self, settings: Settings, pipeline: Pipeline | None) -> None:
         self.settings = settings
@@ -39,6 +40,11 @@ class Runtime:
         self.redact = settings.redact
         self.reliable = settings.mode == "reliable"
         self.otel = settings.otel
+        self.otel_hook: Any = None  # mirrors spans as OTel spans (configure(otel=True))
+        if settings.otel and self.enabled:
+            from ._otel_hook import OtelHook
+
+            self.otel_hook = OtelHook.create()
         self.wait_timeout = settings.shutdown_timeout
         if settings.chain_store is not None:
             self.chain_store: Any = settings.chain_store

@@ -17,36 +17,43 @@ user's call, and what we send must be something Galileo accepts. So every public
   conversion) or the text is too big, and its work is then bounded by ``max_bytes`` rather than
   by the size of the value.
 
-Truncation. Everything cut carries ``TRUNCATION_MARKER`` (``"\u2026[truncated]"``), verbatim,
-so ``TRUNCATION_MARKER in text`` tells whether anything was left out:
+Truncation. What is cut carries ``TRUNCATION_MARKER`` (``"\u2026[truncated]"``) verbatim, so
+``TRUNCATION_MARKER in text`` tells whether something was left out (only a piece cut to less
+than about 25 bytes may get a bare ``"\u2026"`` instead):
 
-* a long string keeps its start: ``"abc\u2026[truncated] 99000 more chars"`` (``bytes`` count
-  ``bytes``); when space is short the count is dropped, then the marker shrinks to a bare
-  ``"\u2026"``;
-* a list keeps its first items, then ``"\u2026[truncated] 12 more items"``;
-* a dict keeps its first keys, then the key ``"\u2026[truncated]"`` with value
-  ``"12 more keys"`` (``12`` alone in the tightest form);
+* a long string keeps its start: ``"abc\u2026[truncated] 99000 more chars"`` (``bytes``
+  values count ``bytes``); when space is short the count goes, then the marker is just
+  ``"\u2026"``, and below 5 bytes the string is ``""``;
+* a list keeps its first items, then ``"\u2026[truncated] 12 more items"`` (or just
+  ``"\u2026[truncated]"`` when that lets an item more be shown where none would be);
+* a dict keeps its first keys, then the key ``"\u2026[truncated]"`` with the value
+  ``"12 more keys"`` (or the number ``12``, in the same tight case);
 * nesting deeper than ``MAX_DEPTH`` becomes ``"\u2026[truncated] deeper than 32 levels"``;
-* when even a container's marker does not fit, the result is a JSON *string* holding a prefix
-  of the full JSON text plus the marker; with fewer than 2 bytes, where no truncated JSON value
-  can exist, the result is ``""`` (an empty text; the only case that is not valid JSON).
+* when even a container's marker does not fit (under about 20 bytes), the result is a JSON
+  *string* holding the start of the full JSON text plus the marker; under 2 bytes, where no
+  truncated JSON value exists, the result is ``""`` (empty text: the one case that is not valid
+  JSON; a value whose full JSON fits, like ``5``, is still returned).
 
-The space is shared fairly: items that fit in an equal share are kept whole, the bigger ones are
-cut to the share (water-filling), and items are dropped from the end only when even a minimal
-share (about 24 bytes) per item does not fit.
+The space is shared fairly: values that fit in an equal share are kept whole, bigger ones are
+cut to the share (water-filling), and entries are dropped from the end only when each kept one
+could not get a minimal useful share (1/16 of the space, between 24 and 256 bytes).
 
 Plain JSON data that the C encoder accepts is returned exactly (no depth limit is applied to it);
-the depth cut, key stringification and placeholders apply to everything else.
+the depth cut, key stringification and placeholders apply to everything else. A cycle is cut
+where it is detected: through plain containers on the fast path that can be one level later than
+in :func:`jsonable`, which sees every ancestor (tracking them there would cost every call).
 
 Timings (CPython 3.11.7, this container, ``timeit`` best of 5, per call):
 
-    to_text("hello", 100_000)                               0.13 us
-    arguments_text({"q": "hi", "k": 3}, 100_000)            1.05 us
-    to_json_text({"q": "hi", "k": 3}, 100_000)              1.00 us
-    arguments_text({"when": datetime, "id": UUID}, 100_000) 7.0 us   (conversion hook)
-    to_json_text(["x" * 1000] * 20, 100_000)                8.9 us
-    to_json_text(1 MB str, 100_000)                         0.46 ms  (slow path, cut)
-    to_json_text(list of 1M ints, 100_000)                  36 ms    (slow path, cut)
+    to_text("hello", 100_000)                                0.14 us
+    arguments_text({"q": "hi", "k": 3}, 100_000)             1.3 us
+    to_json_text({"q": "hi", "k": 3}, 100_000)               1.3 us
+    to_text({"answer": "hi", "n": 1}, 100_000)               1.4 us
+    arguments_text({"when": datetime, "id": UUID}, 100_000)  5.0 us  (conversion hook)
+    to_json_text(["x" * 1000] * 20, 100_000)                 42 us   (as fast as json.dumps)
+    to_text(1 MB str, 100_000)                               0.12-0.24 ms  (cut)
+    to_json_text(1 MB str, 100_000)                          1.0-1.2 ms    (slow path, cut)
+    to_json_text(list of 1M ints, 100_000)                   23 ms   (slow path, cut)
 """
 
 from __future__ import annotations
@@ -77,7 +84,7 @@ from collections.abc import (
 from decimal import Decimal
 from enum import Enum
 from pathlib import PurePath
-from typing import Final
+from typing import Final, cast
 
 __all__ = [
     "MAX_DEPTH",
@@ -179,13 +186,14 @@ def to_text(value: object, max_bytes: int) -> str:
     boundary) followed by the marker; lone surrogates are replaced. Never raises.
     """
     try:
-        if value is None:
-            return ""
-        if isinstance(value, str):
-            text = value if type(value) is str else str.__str__(value)
+        t = type(value)
+        if t is str or (value is not None and issubclass(t, str)):  # not isinstance: no __class__
+            text = cast(str, value) if t is str else str.__str__(cast(str, value))
             if text.isascii() and len(text) <= max_bytes:
                 return text
             return _cut_text(text, max_bytes)
+        if value is None:
+            return ""
         return to_json_text(value, max_bytes)
     except Exception:
         return ""
@@ -889,8 +897,9 @@ def _fit_container(
     share_min = max(_MIN_SHARE, min(budget // 16, _USEFUL_SHARE))
 
     longest_marker = _blen(_container_markers(n + omitted, is_dict=is_dict)[0])
-    kept = -1
-    kept_marker = ""
+    # Largest k with the detailed marker, and with the compact one; the compact marker is
+    # used only when it lets entries be shown where the detailed one leaves none.
+    kept_detailed = kept_compact = -1
     running = 2  # brackets, kept entries at their minimum, commas between them
     for k in range(n + 1):
         if k:
@@ -900,22 +909,28 @@ def _fit_container(
             if running > budget:
                 break
         left_out = n - k + omitted
-        if not left_out:
-            kept, kept_marker = k, ""
+        if not left_out:  # everything kept: no marker
+            kept_detailed = kept_compact = k
             continue
         comma = 1 if k else 0
         if running + comma + longest_marker <= budget:  # the detailed marker surely fits
-            kept, kept_marker = k, ""
+            kept_detailed = kept_compact = k
             continue
-        for candidate in _container_markers(left_out, is_dict=is_dict):
-            if running + comma + _blen(candidate) <= budget:
-                kept, kept_marker = k, candidate
-                break
+        detailed, compact = _container_markers(left_out, is_dict=is_dict)
+        if running + comma + _blen(detailed) <= budget:
+            kept_detailed = k
+        if running + comma + _blen(compact) <= budget:
+            kept_compact = k
+    if kept_detailed >= 1 or kept_detailed == kept_compact:
+        kept, compact_marker = kept_detailed, False
+    else:
+        kept, compact_marker = kept_compact, True
     if kept < 0:
         return None
     left_out = n - kept + omitted
-    if left_out and not kept_marker:
-        kept_marker = _container_markers(left_out, is_dict=is_dict)[0]
+    kept_marker = ""
+    if left_out:
+        kept_marker = _container_markers(left_out, is_dict=is_dict)[1 if compact_marker else 0]
 
     fixed = 2 + max(kept - 1, 0) + sum(prefix_sizes[:kept])
     fixed += sum(sizes[i] for i in range(kept) if not shrinkable[i])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -22,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from . import _runtime
 from ._context import current_session_var
-from ._internal import internal_error, log_once
+from ._internal import internal_error, logger
 from ._pipeline import SessionOp
 from ._records import SessionHandle
 from ._runtime import Runtime
@@ -67,6 +66,7 @@ class SessionScope:
         self._entered: list[tuple[SessionHandle, Any]] = []
         self._active = 0
         self._active_lock = threading.Lock()
+        self._warned = False
 
     # -- opening -------------------------------------------------------------------------
     def _open(self, rt: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -120,13 +120,17 @@ class SessionScope:
     def _track(self, delta: int, *, decorated: bool) -> None:
         with self._active_lock:
             self._active += delta
-            crowded = self._active > 1
-        if crowded and decorated and self._chain is None and self._external_id is None:
-            log_once(f"shared-chain:{id(self)}", logging.WARNING,
-                     "galileo_sessions: session(%r) runs concurrently with neither chain= nor "
-                     "external_id=, so different users' sessions are linked into one chain; "
-                     "pass external_id=lambda ...: user_id (or chain=...) to keep them apart",
-                     self._name if not callable(self._name) else "<callable>")
+            crowded = self._active > 1 and not self._warned
+            if crowded and decorated and self._chain is None and self._external_id is None:
+                self._warned = True  # once per decorator (an id() key could be reused)
+            else:
+                crowded = False
+        if crowded:
+            logger.warning(
+                "galileo_sessions: session(%r) runs concurrently with neither chain= nor "
+                "external_id=, so different users' sessions are linked into one chain; "
+                "pass external_id=lambda ...: user_id (or chain=...) to keep them apart",
+                self._name if not callable(self._name) else "<callable>")
 
     # -- with / async with ---------------------------------------------------------------
     def __enter__(self) -> SessionHandle:
@@ -241,17 +245,21 @@ class SessionScope:
 
 
 def _redacted_session(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+    from ._wire import redact_failed
+
+    redact = rt.redact
+    assert redact is not None
     try:
-        redact = rt.redact
-        assert redact is not None
         result = redact(dict(body, type="session"))
+    except Exception as exc:
+        redact_failed(exc)
+    else:
         if isinstance(result, dict):
             result.pop("type", None)
             return result
-    except Exception as exc:
-        internal_error("redact hook", exc)
-    return {"name": body.get("name"), "external_id": body.get("external_id"),
-            "user_metadata": None}
+        redact_failed(None, result)
+    # Never ship what the hook was meant to mask: the session is created without its fields.
+    return {"name": None, "external_id": None, "user_metadata": None}
 
 
 def session(name: Value = None, *, external_id: Value = None, metadata: Value = None,

@@ -36,6 +36,8 @@ def open_span(rt: Runtime, type_: str, name: str, parent: SpanNode | None,
             node = SpanNode("trace", name, None, created, start)
             _attach_session(rt, node)
             node.input = input_value
+            if rt.otel_hook is not None:
+                rt.otel_hook.start(node)
             return node
     if parent is None:
         parent = SpanNode("trace", name, None, created, start)
@@ -44,6 +46,8 @@ def open_span(rt: Runtime, type_: str, name: str, parent: SpanNode | None,
         parent.input = _input_text(input_value)
     node = SpanNode(type_, name, parent, created, start)
     node.input = input_value
+    if rt.otel_hook is not None:
+        rt.otel_hook.start(node)
     return node
 
 
@@ -80,6 +84,8 @@ def close_span(rt: Runtime, node: SpanNode, *, output: Any = None, exc: BaseExce
             node.output = normalize_output(node, output, rt.max_bytes)
         elif node.type == "llm":
             node.output = {"role": "assistant", "content": ""}
+    if node.otel is not None and rt.otel_hook is not None:
+        rt.otel_hook.end(node, exc)
     pending: list[Op] = []
     _finish(rt, node, pending)
     root = node.root

@@ -7,13 +7,14 @@ These functions never raise on odd values: whatever cannot be read becomes JSON 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import _clock
-from ._internal import internal_error
+from ._internal import log_once
 from ._records import SpanNode
-from ._serialize import arguments_text, to_json_text, to_text
+from ._serialize import TRUNCATION_MARKER, arguments_text, to_json_text, to_text
 
 __all__ = [
     "CLIENT_VERSION", "LEAF_TYPES", "SPAN_TYPES", "build_tree", "llm_input", "llm_output",
@@ -89,8 +90,87 @@ def _is_message_list(value: Any) -> bool:
             and all(isinstance(m, Mapping) and "role" in m for m in value))
 
 
+_ITEM_OVERHEAD = 40  # JSON punctuation, role and keys of one message or document
+_MIN_SHARE = 48  # fewer content bytes than this per item: drop items instead
+
+
+def _share(sizes: list[int], budget: int) -> int | None:
+    """Water-filling: the content cap per item so the sizes fit ``budget`` (None: no cap)."""
+    remaining = budget
+    ordered = sorted(sizes)
+    for index, size in enumerate(ordered):
+        share = remaining // (len(ordered) - index)
+        if size > share:
+            return max(share, 0)
+        remaining -= size
+    return None
+
+
+def _bounded(items: list[dict[str, Any]], max_bytes: int, *, keep_newest: bool,
+             marker: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Make a list of messages/documents fit ``max_bytes`` in total, with a visible marker.
+
+    Each item is already bounded on its own; a long list is bounded as a whole: big contents
+    are cut first (the small ones stay whole), and when even a minimal share per item does
+    not fit, items are left out (the oldest messages but the first, or the last documents)
+    and replaced by one marker item.
+    """
+    sizes = [len(str(item.get("content", "")).encode("utf-8", "replace")) for item in items]
+    if sum(sizes) + _ITEM_OVERHEAD * len(items) <= max_bytes:
+        return items
+    room = max(1, max_bytes // (_MIN_SHARE + _ITEM_OVERHEAD) - 1)
+    if len(items) > room:
+        dropped = len(items) - room
+        if keep_newest:
+            kept = [items[0], *items[len(items) - room + 1:]] if room > 1 else items[-1:]
+            kept_sizes = [sizes[0], *sizes[len(items) - room + 1:]] if room > 1 \
+                else sizes[-1:]
+            items = [kept[0], marker(dropped), *kept[1:]] if room > 1 \
+                else [marker(dropped), *kept]
+        else:
+            kept, kept_sizes = items[:room], sizes[:room]
+            items = [*kept, marker(dropped)]
+        sizes = kept_sizes
+        budget = max_bytes - _ITEM_OVERHEAD * (len(kept) + 1) - 64
+    else:
+        kept = items
+        budget = max_bytes - _ITEM_OVERHEAD * len(items)
+    cap = _share(sizes, max(budget, _MIN_SHARE * len(kept)))
+    if cap is None:
+        return items
+    out = []
+    for item, size in zip(kept, sizes, strict=True):
+        content = item.get("content")
+        if isinstance(content, str) and size > cap:
+            out.append(dict(item, content=to_text(content, max(cap, 16))))
+        else:
+            out.append(item)
+    if len(items) > len(kept):  # put the marker back where it was
+        index = next(i for i, item in enumerate(items) if item not in kept)
+        out.insert(index, items[index])
+    return out
+
+
+def _message_marker(count: int) -> dict[str, Any]:
+    return {"role": "user", "content": f"{TRUNCATION_MARKER} {count} more messages"}
+
+
+def _document_marker(count: int) -> dict[str, Any]:
+    return {"content": f"{TRUNCATION_MARKER} {count} more documents"}
+
+
 def llm_input(arguments: Mapping[str, Any] | Any, max_bytes: int) -> list[dict[str, Any]]:
-    """A list of messages from the call's arguments (or from a value given to ``update``)."""
+    """A list of messages from the call's arguments (or from a value given to ``update``).
+
+    The whole list stays within about ``max_bytes`` (see ``_bounded``).
+    """
+    messages = _llm_messages(arguments, max_bytes)
+    if len(messages) > 1:
+        messages = _bounded(messages, max_bytes, keep_newest=True, marker=_message_marker)
+    return messages
+
+
+def _llm_messages(arguments: Mapping[str, Any] | Any, max_bytes: int) -> list[dict[str, Any]]:
     if isinstance(arguments, str):
         return [_message(arguments, "user", max_bytes)]
     if _is_message_list(arguments):
@@ -178,6 +258,8 @@ def _documents(value: Any, max_bytes: int) -> list[dict[str, Any]]:
                 docs.append(doc)
                 continue
         docs.append({"content": to_text(item, max_bytes)})
+    if len(docs) > 1:
+        docs = _bounded(docs, max_bytes, keep_newest=False, marker=_document_marker)
     return docs
 
 
@@ -206,19 +288,49 @@ def _record(node: SpanNode) -> dict[str, Any]:
     return record
 
 
+_REDACT_FAILED = "<redact hook failed>"
+
+
+def redact_failed(exc: BaseException | None, result: Any = None) -> None:
+    """Log (once per kind of failure) that the user's redact hook failed or misbehaved.
+
+    A failing hook is a bug in user code, not in ours: it is logged, never raised (even in
+    strict mode), and the record is shipped as a skeleton without any captured data.
+    """
+    if exc is not None:
+        log_once(f"redact:{type(exc).__name__}", logging.ERROR,
+                 "galileo_sessions: the redact hook raised %s: %s; records are sent without "
+                 "their captured data", type(exc).__name__, exc)
+    else:
+        log_once(f"redact-result:{type(result).__name__}", logging.ERROR,
+                 "galileo_sessions: the redact hook returned %s instead of a dict; records are "
+                 "sent without their captured data", type(result).__name__)
+
+
 def _redacted(redact: Redactor, record: dict[str, Any]) -> dict[str, Any]:
     try:
         result = redact(record)
     except Exception as exc:
-        internal_error("redact hook", exc)
+        redact_failed(exc)
         result = None
+    else:
+        if not isinstance(result, dict):
+            redact_failed(None, result)
     if not isinstance(result, dict):
-        # Never ship unredacted data because the hook failed: keep the skeleton only.
-        record = dict(record, input="<redact hook failed>", output="<redact hook failed>")
-        if record["type"] == "llm":
-            record["input"] = [{"role": "user", "content": "<redact hook failed>"}]
-            record["output"] = {"role": "assistant", "content": "<redact hook failed>"}
-        return record
+        # Never ship unredacted data because the hook failed: keep the skeleton only
+        # (ids, type, name, timing, status); inputs, outputs and metadata are left out.
+        metadata = {"redaction_failed": "true"}
+        error_type = (record.get("user_metadata") or {}).get("error.type")
+        if isinstance(error_type, str):
+            metadata["error.type"] = error_type
+        skeleton = dict(record, input=_REDACT_FAILED, output=_REDACT_FAILED,
+                        user_metadata=metadata)
+        if skeleton["type"] == "llm":
+            skeleton["input"] = [{"role": "user", "content": _REDACT_FAILED}]
+            skeleton["output"] = {"role": "assistant", "content": _REDACT_FAILED}
+        elif skeleton["type"] == "retriever":
+            skeleton["output"] = [{"content": _REDACT_FAILED}]
+        return skeleton
     return result
 
 

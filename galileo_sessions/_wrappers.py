@@ -145,7 +145,7 @@ def _function_wrapper(fn: Callable[..., Any], spec: SpanSpec,
                 _send_after_error(rt, ops)
             raise
         current_span_var.reset(token)
-        ops = end(rt, node, output=result)
+        ops = end(rt, node, output=result, has_output=spec.capture_output)
         if ops:
             submit_reliable(rt, ops)
         return result
@@ -171,7 +171,7 @@ def _coroutine_wrapper(fn: Callable[..., Any], spec: SpanSpec,
                 await asyncio.to_thread(_send_after_error, rt, ops)
             raise
         current_span_var.reset(token)
-        ops = end(rt, node, output=result)
+        ops = end(rt, node, output=result, has_output=spec.capture_output)
         if ops:
             await asyncio.to_thread(submit_reliable, rt, ops)
         return result
@@ -251,7 +251,8 @@ def _generator_wrapper(fn: Callable[..., Any], spec: SpanSpec,
                     item = gen.send(value)
             except StopIteration as stop:
                 current_span_var.reset(token)
-                submit_reliable(rt, end(rt, node, output=collector.output()))
+                submit_reliable(rt, end(rt, node, output=collector.output(),
+                                            has_output=spec.capture_output))
                 return stop.value
             except BaseException as exc:
                 current_span_var.reset(token)
@@ -300,7 +301,8 @@ def _async_generator_wrapper(fn: Callable[..., Any], spec: SpanSpec,
             except StopAsyncIteration:
                 if token is not None and rt is not None and node is not None:
                     current_span_var.reset(token)
-                    ops = end(rt, node, output=collector.output() if collector else None)
+                    ops = end(rt, node, output=collector.output() if collector else None,
+                              has_output=spec.capture_output)
                     if ops:
                         await asyncio.to_thread(submit_reliable, rt, ops)
                 return

@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("session_id", metavar="SESSION_ID", help="a session id or unique prefix")
     sub.add_parser("serve", add_help=False,
                    help="run the Galileo-compatible dev server (see `serve --help`)")
+    sub.add_parser("ui", add_help=False,
+                   help="browse sessions and trace trees in a web page (see `ui --help`)")
     return parser
 
 
@@ -130,6 +132,17 @@ def _serve(argv_rest: list[str]) -> int:
     return int(cli_serve(argv_rest))
 
 
+def _ui(argv_rest: list[str]) -> int:
+    # Imported by name at call time: the web view needs the server extra (FastAPI, Jinja2).
+    try:
+        ui = importlib.import_module("galileo_sessions.ui")
+        cli_ui = ui.cli_ui
+    except ImportError:
+        print(SERVER_EXTRA_HINT.replace("the dev server", "the web view"), file=sys.stderr)
+        return 2
+    return int(cli_ui(argv_rest))
+
+
 def _run(args: argparse.Namespace) -> int:
     source: Source = StoreSource(store_path(args.store))
     try:
@@ -149,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["serve"]:
         return _serve(args_list[1:])
+    if args_list[:1] == ["ui"]:
+        return _ui(args_list[1:])
     parser = _parser()
     try:
         args = parser.parse_args(args_list)

@@ -150,8 +150,9 @@ def test_sessions_chain_across_three_sessions(gs_capture: gs.testing.Capture) ->
          "previous_session_id": prev}
         for turn, prev in enumerate([None, ID(2), ID(6)])
     ]
+    server_ids = [ID(2), ID(6), ID(10)]
     assert gs_capture.sessions == [{"id": sid, **body}
-                                   for sid, body in zip([ID(2), ID(6), ID(10)], session_bodies)]
+                                   for sid, body in zip(server_ids, session_bodies, strict=True)]
     assert [r["route"] for r in gs_capture.requests] == ["sessions", "traces"] * 3
     assert [gs_capture.session_of(t) for t in gs_capture.traces] == [ID(2), ID(6), ID(10)]
     traces = [r["body"] for r in gs_capture.requests if r["route"] == "traces"]
@@ -255,3 +256,30 @@ def test_capture_restarts_ids_and_clock() -> None:
             bodies.append(cap.requests)
     assert bodies[0] == bodies[1]
     assert bodies[0][1]["body"]["traces"][0]["id"] == ID(3)
+
+
+def test_reliable_mode_bodies() -> None:
+    with gs.testing.capture(mode="reliable") as cap:
+        with gs.session("r") as s:
+            assert s.id == ID(2)  # known at once in reliable mode
+            agent("r")
+        with gs.session("ff", reliable=False):
+            lookup("x")
+    assert [(r["route"], r["body"]["reliable"]) for r in cap.requests] == [
+        ("sessions", True), ("traces", True), ("sessions", False), ("traces", False)]
+    assert cap.traces[0]["spans"][0]["name"] == "plan"
+
+
+async def test_async_trees_match_sync_shape(gs_capture: gs.testing.Capture) -> None:
+    @gs.span(type="tool")
+    async def atool(city: str) -> str:
+        return city.upper()
+
+    @gs.trace
+    async def aagent(q: str) -> str:
+        return await atool(q)
+
+    assert await aagent("oslo") == "OSLO"
+    span = rec("tool", ID(2), "atool", '{"city":"oslo"}', "OSLO", 2, 1)
+    trace = rec("trace", ID(1), "aagent", '{"q":"oslo"}', "OSLO", 0, 4, spans=[span])
+    assert gs_capture.requests == [traces_request(None, trace)]

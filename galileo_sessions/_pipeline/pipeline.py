@@ -15,7 +15,8 @@ from pathlib import Path
 from .._exporter import Exporter
 from .._internal import internal_error, log_once
 from .codec import encode
-from .ops import Op
+from ..exceptions import DeliveryError
+from .ops import Op, SessionOp
 from .sender import Sender
 from .spool import Spool
 from .stats import FlushResult, Stats
@@ -49,7 +50,14 @@ class Pipeline:
         if reliable:
             self.stats.add(enqueued=1, pending=1)
             path = self._write_ahead(op)
-            self.sender.send_now(op, self.reliable_timeout)  # DeliveryError: the file stays
+            try:
+                self.sender.send_now(op, self.reliable_timeout)  # DeliveryError: the file stays
+            except DeliveryError as exc:
+                if isinstance(op, SessionOp):
+                    # Final for this process: later sessions of the chain must not wait for
+                    # an id that will never come (they would block for reliable_timeout).
+                    op.handle.fail(str(exc))
+                raise
             if path is not None and self.spool is not None:
                 self.spool.remove(path)
         elif self.inline:

@@ -74,12 +74,19 @@ class Worker:
     def submit(self, op: Op) -> None:
         size = op.size
         dropped = False
+        spill: list[Op] = []
+        spill_bytes = 0
         with self._lock:
             if self._queued_bytes + size <= self._max_bytes:
                 self._queue.append(op)
                 self._queued_bytes += size
                 wake = len(self._queue) >= self._max_records and self._healthy
-            elif self._spool is not None and self._overflow_bytes + size <= self._max_bytes:
+            elif self._spool is not None:
+                if self._overflow_bytes + size > self._max_bytes:
+                    # A burst outran the worker (busy connecting, or backing off): write the
+                    # full overflow to disk here rather than drop records the disk can hold.
+                    spill, self._overflow = self._overflow, []
+                    spill_bytes, self._overflow_bytes = self._overflow_bytes, 0
                 self._overflow.append(op)  # the worker moves it to disk
                 self._overflow_bytes += size
                 wake = len(self._overflow) == 1
@@ -89,7 +96,9 @@ class Worker:
             self.stats.add(enqueued=1, dropped=1)
             self._log_drop()
             return
-        self.stats.add(enqueued=1, pending=1, queue_bytes=size)
+        self.stats.add(enqueued=1, pending=1, queue_bytes=size - spill_bytes)
+        if spill:
+            self._spill(spill)
         if self._thread is None:
             self._start()
         if wake:

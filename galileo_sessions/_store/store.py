@@ -339,6 +339,93 @@ class Store:
                 "SELECT COALESCE(SUM(type = 'trace'), 0), COUNT(*) FROM records").fetchone()
         return {"sessions": sessions, "traces": traces, "spans": total - traces}
 
+    # -- read side for the web view (galileo_sessions.ui) ---------------------------------------
+
+    def ensure_read_indexes(self) -> None:
+        """Create the extra indexes the web view's queries use (idempotent, quick when present).
+
+        Kept out of the schema DDL so that existing stores get them too: newest-first listing
+        over all projects (``sessions.created_at``) and trace-only scans for search
+        (``records.type``).
+        """
+        with self._tx(write=True) as conn:
+            for sql in reads.READ_INDEXES:
+                conn.execute(sql)
+
+    def page_sessions(self, *, name: str | None = None, external_id: str | None = None,
+                      metadata: Mapping[str, str] | None = None, limit: int = 50,
+                      offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """One page of sessions (newest first, all projects) matching the filters, and the total.
+
+        ``name`` matches case-insensitively as a substring, ``external_id`` exactly, and each
+        ``metadata`` item as an exact key/value pair. Every session comes with ``num_spans``,
+        ``num_errors`` and ``next_sessions`` (the sessions naming it as their previous one).
+        """
+        where, params = reads.session_filter_sql(name, external_id, metadata)
+        with self._tx(write=False) as conn:
+            total = conn.execute(f"SELECT COUNT(*) FROM sessions s WHERE {where}",
+                                 params).fetchone()[0]
+            rows = conn.execute(f"SELECT {reads.SESSION_COLUMNS} FROM sessions s WHERE {where} "
+                                "ORDER BY s.created_at DESC, s.seq DESC LIMIT ? OFFSET ?",
+                                [*params, limit, offset]).fetchall()
+            sessions = [reads.session_dict(row) for row in rows]
+            reads.attach_session_extras(conn, sessions)
+        return sessions, int(total)
+
+    def get_session_by_id(self, session_id: str) -> dict[str, Any]:
+        """``get_session`` for a full session id in any project (``NotFoundError`` if none)."""
+        with self._tx(write=False) as conn:
+            row = conn.execute("SELECT project_id FROM sessions WHERE id = ?",
+                               (normalize_id(session_id),)).fetchone()
+        if row is None:
+            raise NotFoundError(f"session {session_id} not found")
+        return self.get_session(row["project_id"], session_id)
+
+    def session_chain(self, session_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The chain through a session, oldest first: up to ``limit`` sessions each way.
+
+        Walks ``previous_session_id`` back, and forward through the oldest session naming each
+        one as its previous. Each item has ``id``, ``name``, ``external_id``, ``created_at``.
+        """
+        sid = normalize_id(session_id)
+        with self._tx(write=False) as conn:
+            back = conn.execute(reads.CHAIN_BACK_SQL, (sid, limit)).fetchall()
+            ahead = conn.execute(reads.CHAIN_AHEAD_SQL, (sid, limit)).fetchall()
+        older = [dict(r) for r in reversed(back)]
+        newer = [dict(r) for r in ahead[1:]]
+        return older + newer
+
+    def search_traces(self, text: str, *, limit: int = 50,
+                      offset: int = 0) -> tuple[list[dict[str, Any]], bool]:
+        """Traces whose input or output contains ``text`` (ASCII case-insensitive), newest
+        first: ``(page, more)``. Each has ``id``, ``name``, ``session_id``, ``session_name``,
+        ``created_at``, ``input``, ``output`` (as text) and ``status_code``."""
+        needle = text.lower()
+        where, params = reads.trace_search_sql(needle)
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                "SELECT r.id, r.session_id, r.name, r.created_at, "
+                "json_extract(r.data, '$.input') AS input, "
+                "json_extract(r.data, '$.output') AS output, "
+                "json_extract(r.data, '$.status_code') AS status_code, s.name AS session_name "
+                f"FROM records r LEFT JOIN sessions s ON s.id = r.session_id WHERE {where} "
+                "ORDER BY r.created_at DESC, r.seq DESC LIMIT ? OFFSET ?",
+                [*params, limit + 1, offset]).fetchall()
+        return [dict(row) for row in rows[:limit]], len(rows) > limit
+
+    def session_version(self, session_id: str) -> str:
+        """A token that changes whenever a record of the session is added or updated."""
+        with self._tx(write=False) as conn:
+            row = conn.execute(
+                "SELECT COUNT(*), COALESCE(MAX(seq), 0), COALESCE(SUM(length(data)), 0) "
+                "FROM records WHERE session_id = ?", (normalize_id(session_id),)).fetchone()
+        return f"{row[0]}.{row[1]}.{row[2]}"
+
+    def latest_session_seq(self) -> int:
+        """The insertion number of the newest session (0 when empty): "anything new?"."""
+        with self._tx(write=False) as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sessions").fetchone()[0])
+
 
 # -- helpers running inside a transaction --------------------------------------------------------
 
