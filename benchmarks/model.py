@@ -13,8 +13,8 @@ __all__ = ["Row", "Sizes", "fmt_ratio", "fmt_us"]
 class Sizes:
     """How much work each case does; ``--quick`` shrinks everything for the smoke test."""
 
-    rounds: int = 15
-    iterations: int = 4000
+    rounds: int = 12
+    iterations: int = 3000
     gen_iterations: int = 1500
     pending_levels: tuple[int, ...] = (0, 1_000, 10_000, 100_000)
     pending_calls: int = 300
@@ -26,13 +26,15 @@ class Sizes:
     ingest_traces: int = 5000
     peer_iterations: int = 1000
     peer_rounds: int = 7
+    shutdown_timeout: float = 2.0
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(rounds=3, iterations=300, gen_iterations=100,
                    pending_levels=(0, 100, 1_000), pending_calls=50, pending_rounds=3,
                    burst_calls=1000, block_calls=100, block_rounds=2, import_runs=3,
-                   ingest_traces=200, peer_iterations=100, peer_rounds=3)
+                   ingest_traces=200, peer_iterations=100, peer_rounds=3,
+                   shutdown_timeout=0.5)
 
 
 @dataclass
@@ -63,4 +65,4 @@ def fmt_us(s: Summary) -> str:
 
 
 def fmt_ratio(s: Summary, suffix: str = "x") -> str:
-    return f"{s.median:.2f}{suffix} [{s.q1:.2f}–{s.q3:.2f}]"
+    return f"{s.median:.2f}{suffix} [{s.q1:.2f}-{s.q3:.2f}]"

@@ -26,8 +26,8 @@ class Summary:
     n: int
 
     def spread(self, digits: int = 2) -> str:
-        """``IQR q1–q3`` as text."""
-        return f"{self.q1:.{digits}f}–{self.q3:.{digits}f}"
+        """``IQR q1-q3`` as text."""
+        return f"{self.q1:.{digits}f}-{self.q3:.{digits}f}"
 
 
 def summarize(samples: Sequence[float]) -> Summary:

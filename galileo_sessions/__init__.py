@@ -15,9 +15,8 @@ The public API is exactly the names in ``__all__``; everything else is private.
 
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING, Any
 
-from . import testing
 from ._chainstore import ChainStore, InMemoryChainStore, SQLiteChainStore
 from ._decorators import Instrument, SpanType, log, span, trace
 from ._handles import SpanHandle, current_span
@@ -78,6 +77,21 @@ __all__ = [
 ]
 
 
+if TYPE_CHECKING:
+    from . import testing
+
+
 async def aflush(timeout: float | None = None) -> FlushResult:
     """``flush`` for async code: waits in a thread, so the event loop keeps running."""
+    import asyncio
+
     return await asyncio.to_thread(flush, timeout)
+
+
+def __getattr__(name: str) -> Any:
+    # ``gs.testing`` is imported on first use, keeping ``import galileo_sessions`` light.
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -65,8 +65,6 @@ def session_attributes(session: SessionHandle | None) -> dict[str, str]:
         previous = session.previous._id
     if previous:
         attrs["galileo.session.previous_id"] = previous
-    if session.external_id:
-        attrs["galileo.session.external_id"] = session.external_id
     return attrs
 
 
@@ -77,9 +75,15 @@ def _dumps(value: Any) -> str:
         return json.dumps(str(value))
 
 
+_encode_str: Any = json.encoder.encode_basestring  # the C encoder: ~0.1 µs, not 2.5 µs
+_ONE_MESSAGE = {role: f'[{{"role":"{role}","content":' for role in ("user", "assistant")}
+
+
 def _messages(value: Any, role: str) -> str | None:
     """A gen_ai ``*.messages`` JSON string for a node's input or output."""
-    if value is None or value == "" or value == []:
+    if isinstance(value, str):  # the common case (non-llm spans): no json.dumps
+        return _ONE_MESSAGE[role] + _encode_str(value) + "}]" if value else None
+    if value is None or value == []:
         return None
     if isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value):
         return _dumps(value)
@@ -93,10 +97,12 @@ def _messages(value: Any, role: str) -> str | None:
 class OtelHook:
     """Starts, enriches and ends the OTel twin of each galileo span."""
 
-    __slots__ = ("_env_provider", "_tracer", "_trace_module")
+    __slots__ = ("_env_provider", "_session_cache", "_trace_module", "_tracer")
 
     def __init__(self) -> None:
         self._tracer: otel_trace.Tracer | None = None
+        # (session, its server id when cached, attributes): consecutive spans share a session
+        self._session_cache: tuple[Any, str | None, dict[str, str]] = (None, None, {})
         self._trace_module: Any = otel_trace
         # OTEL_PYTHON_TRACER_PROVIDER makes the API load a provider lazily on first use.
         self._env_provider = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
@@ -135,8 +141,13 @@ class OtelHook:
                 "gen_ai.operation.name": OPERATION_NAMES.get(type_, "invoke_workflow"),
                 "galileo.trace.id": root.id,
             }
-            if root.session is not None:
-                attrs.update(session_attributes(root.session))
+            session = root.session
+            if session is not None:
+                cached = self._session_cache
+                if cached[0] is not session or cached[1] is not session._id:
+                    cached = (session, session._id, session_attributes(session))
+                    self._session_cache = cached
+                attrs.update(cached[2])
             if type_ == "tool":
                 attrs["gen_ai.tool.name"] = node.name
             elif type_ == "agent":

@@ -48,6 +48,8 @@ _OPERATIONS = {"chat": "llm", "text_completion": "llm", "generate_content": "llm
                "embeddings": "llm", "execute_tool": "tool", "invoke_agent": "agent",
                "create_agent": "agent", "retrieval": "retriever"}
 _GALILEO_TYPES = frozenset({"llm", "retriever", "tool", "workflow", "agent", "trace"})
+#: Stamped on every span of a session (e.g. by ``GalileoSessionStamper``): says nothing of kind.
+_CONTEXT_ONLY = frozenset({"gen_ai.conversation.id"})
 _INDEXED = re.compile(r"^(\d+)\.(.+)$")
 
 
@@ -84,7 +86,7 @@ def classify(attrs: Mapping[str, Any]) -> str | None:
     if attrs.get("db.operation") == "search" and "gen_ai.system" in attrs:
         return "retriever"
     for key in attrs:
-        if key.startswith(("gen_ai.", "llm.")):
+        if key.startswith(("gen_ai.", "llm.")) and key not in _CONTEXT_ONLY:
             has_model = any(k in attrs for k in ("gen_ai.request.model", "gen_ai.response.model",
                                                  "llm.model_name"))
             return "llm" if has_model else "workflow"
@@ -274,12 +276,10 @@ def _plain(attrs: Mapping[str, Any], notes: list[str], *, output: bool,
     """Text input/output of a non-llm span."""
     for key in keys:
         if key in attrs:
-            raw = attrs[key]
-            return to_text(raw, max_bytes) if isinstance(raw, str) else to_text(raw, max_bytes)
+            return to_text(attrs[key], max_bytes)
     key = "output.value" if output else "input.value"
     if key in attrs:
-        raw = attrs[key]
-        return to_text(raw if isinstance(raw, str) else raw, max_bytes)
+        return to_text(attrs[key], max_bytes)
     messages = _messages(attrs, notes, output=output)
     if messages:
         if len(messages) == 1:
@@ -468,10 +468,10 @@ def apply(mapped: Mapped, node: Any) -> None:
         node.set_attr("temperature", mapped.temperature)
     if mapped.finish_reason is not None:
         node.set_attr("finish_reason", mapped.finish_reason)
-    for key, value in mapped.metrics.items():
-        node.set_metric(key, value)
-    for key, value in mapped.metadata.items():
-        node.set_metadata(key, value)
+    for metric, count in mapped.metrics.items():
+        node.set_metric(metric, count)
+    for key, text in mapped.metadata.items():
+        node.set_metadata(key, text)
     if mapped.tags:
         node.tags = [*(node.tags or ()), *mapped.tags]
     node.status_code = mapped.status_code

@@ -70,13 +70,10 @@ def _uuid(value: Any) -> str | None:
 def _lower(headers: Any) -> dict[str, str]:
     items = headers.items() if hasattr(headers, "items") else headers
     out: dict[str, str] = {}
-    for key, value in items:
-        if isinstance(key, bytes):
-            key = key.decode("latin-1")
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        key = str(key).lower()
-        out[key] = f"{out[key]},{value}" if key in out and key == "baggage" else str(value)
+    for raw_key, raw_value in items:
+        key = (raw_key.decode("latin-1") if isinstance(raw_key, bytes) else str(raw_key)).lower()
+        value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else str(raw_value)
+        out[key] = f"{out[key]},{value}" if key in out and key == "baggage" else value
     return out
 
 
@@ -112,10 +109,11 @@ def extract(headers: Any) -> RemoteContext | None:
     parent_id = _uuid(bag.get("galileo.parent.id")) or _uuid(lower.get("x-galileo-parent-id"))
     session_id = _uuid(bag.get("galileo.session.id"))
     external = bag.get("galileo.session.external_id") or None
-    carrier = {k: lower[k] for k in ("traceparent", "tracestate", "baggage") if k in lower}
+    carrier: dict[str, str] = {k: lower[k] for k in ("traceparent", "tracestate", "baggage")
+                               if k in lower}
     remote = RemoteContext(session_id, external, trace_id, parent_id if trace_id else None,
                            carrier or None)
-    return remote if remote or carrier else None
+    return remote if remote or "traceparent" in carrier else None
 
 
 def _session_value(session: SessionHandle, *, can_wait: bool) -> str | None:
@@ -173,7 +171,7 @@ def _inject_otel(headers: MutableMapping[str, str], node: SpanNode | None) -> No
         headers["traceparent"] = f"00-{trace_hex}-{span_hex}-01"
 
 
-class continue_from:  # noqa: N801 - used like a function: ``with gs.continue_from(h):``
+class continue_from:
     """Continue the caller's session and trace (``with`` / ``async with``).
 
     ``source`` is request headers or a ``RemoteContext`` from ``extract``. Inside the block:

@@ -11,7 +11,6 @@ explicit ``previous_session_id`` wins over the chain.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import threading
@@ -25,6 +24,7 @@ from ._internal import internal_error, logger
 from ._pipeline import SessionOp
 from ._records import SessionHandle
 from ._runtime import Runtime
+from ._wrappers import _to_thread
 
 __all__ = ["SessionScope", "current_session", "session"]
 
@@ -166,7 +166,7 @@ class SessionScope:
         self._entered.append((handle, token))
         try:
             if op is not None and op.handle.reliable:
-                await asyncio.to_thread(self._submit, rt, op)
+                await _to_thread(self._submit, rt, op)
             else:
                 self._submit(rt, op)
         except BaseException:
@@ -220,7 +220,7 @@ class SessionScope:
                 rt, _, op, token = opened
                 try:
                     if op is not None and op.handle.reliable:
-                        await asyncio.to_thread(scope._submit, rt, op)
+                        await _to_thread(scope._submit, rt, op)
                     else:
                         scope._submit(rt, op)
                     return await fn(*args, **kwargs)

@@ -17,7 +17,7 @@ from ._pipeline import Op, SpansOp, TraceOp
 from ._records import SpanNode
 from ._runtime import Runtime
 from ._serialize import to_text
-from ._wire import build_tree, normalize_output, record_size
+from ._wire import build_tree_sized, normalize_output
 
 __all__ = ["close_span", "error_status", "open_span", "submit_reliable"]
 
@@ -128,15 +128,15 @@ def _finish(rt: Runtime, node: SpanNode, pending: list[Op]) -> None:
     with lock:
         node.ended = True
         if node is root:
-            tree = build_tree(root, rt.redact)
-            op: Op = TraceOp(root.session, tree, record_size(tree))
+            tree, size = build_tree_sized(root, rt.redact)
+            op: Op = TraceOp(root.session, tree, size)
         else:
             parent = node.parent
             assert parent is not None
             if not parent.delivered:
                 return  # rides along with its parent
-            span = build_tree(node, rt.redact)
-            op = SpansOp(root.session, root.id, parent.id, [span], record_size(span))
+            span, size = build_tree_sized(node, rt.redact)
+            op = SpansOp(root.session, root.id, parent.id, [span], size)
         if not reliable:
             pipeline = rt.pipeline
             if pipeline is not None:

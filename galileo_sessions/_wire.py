@@ -340,8 +340,14 @@ def build_tree(node: SpanNode, redact: Redactor | None) -> dict[str, Any]:
     Marks each included node as delivered. The caller holds the root's lock, so a child
     ending in another thread either makes it in here or sees ``delivered`` on its parent.
     """
+    return build_tree_sized(node, redact)[0]
+
+
+def build_tree_sized(node: SpanNode, redact: Redactor | None) -> tuple[dict[str, Any], int]:
+    """``build_tree`` plus an estimate of the memory the record holds (one pass, no re-walk)."""
     node.delivered = True
     record = _record(node)
+    size = _node_size(node)
     if redact is not None:
         record = _redacted(redact, record)
     if node.type not in LEAF_TYPES:
@@ -349,9 +355,23 @@ def build_tree(node: SpanNode, redact: Redactor | None) -> dict[str, Any]:
         if node.children:
             for child in node.children:
                 if child.ended and not child.delivered:
-                    spans.append(build_tree(child, redact))
+                    child_record, child_size = build_tree_sized(child, redact)
+                    spans.append(child_record)
+                    size += child_size
         record["spans"] = spans
-    return record
+    return record, size
+
+
+def _node_size(node: SpanNode) -> int:
+    size = _NODE_OVERHEAD
+    for value in (node.input, node.output):
+        if type(value) is str:
+            size += len(value)
+        elif isinstance(value, list):
+            size += 300 * len(value)
+        elif value is not None:
+            size += 300
+    return size
 
 
 _NODE_OVERHEAD = 1200  # measured: a small span's dicts take about 1.2 KB of Python memory

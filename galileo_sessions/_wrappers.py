@@ -9,7 +9,7 @@ not while the caller holds the generator between items.
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import functools
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import Any
@@ -78,10 +78,22 @@ def begin(rt: Runtime, spec: SpanSpec, arguments: Mapping[str, Any] | None,
     return node
 
 
+def _async_cancel(exc: BaseException) -> bool:
+    """``asyncio.CancelledError`` without importing asyncio (if it is not loaded, it can't be)."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
+
+
+async def _to_thread(fn: Callable[..., Any], /, *args: Any) -> Any:
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
+
+
 def end(rt: Runtime, node: SpanNode, *, output: Any = None, exc: BaseException | None = None,
         has_output: bool = True) -> list[Op]:
     """Close the span; internal failures are reported, never raised into user code."""
-    cancelled = isinstance(exc, (GeneratorExit, asyncio.CancelledError))
+    cancelled = exc is not None and (isinstance(exc, GeneratorExit) or _async_cancel(exc))
     try:
         return close_span(rt, node, output=output, exc=None if cancelled else exc,
                           cancelled=cancelled, has_output=has_output and not cancelled)
@@ -168,12 +180,12 @@ def _coroutine_wrapper(fn: Callable[..., Any], spec: SpanSpec,
             current_span_var.reset(token)
             ops = end(rt, node, exc=exc)
             if ops:
-                await asyncio.to_thread(_send_after_error, rt, ops)
+                await _to_thread(_send_after_error, rt, ops)
             raise
         current_span_var.reset(token)
         ops = end(rt, node, output=result, has_output=spec.capture_output)
         if ops:
-            await asyncio.to_thread(submit_reliable, rt, ops)
+            await _to_thread(submit_reliable, rt, ops)
         return result
 
     return wrapper
@@ -304,14 +316,14 @@ def _async_generator_wrapper(fn: Callable[..., Any], spec: SpanSpec,
                     ops = end(rt, node, output=collector.output() if collector else None,
                               has_output=spec.capture_output)
                     if ops:
-                        await asyncio.to_thread(submit_reliable, rt, ops)
+                        await _to_thread(submit_reliable, rt, ops)
                 return
             except BaseException as exc:
                 if token is not None and rt is not None and node is not None:
                     current_span_var.reset(token)
                     ops = end(rt, node, exc=exc)
                     if ops:
-                        await asyncio.to_thread(_send_after_error, rt, ops)
+                        await _to_thread(_send_after_error, rt, ops)
                 raise
             if token is not None:
                 current_span_var.reset(token)

@@ -16,7 +16,6 @@ See ``docs/otel.md``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -46,7 +45,7 @@ class _Entry:
         self.parent = parent  # for a dropped span: where its children go instead
 
 
-def _open(rt: Runtime, type_: str, name: str, parent: SpanNode | None, created_ns: int,
+def _open(rt: Runtime, type_: str, name: str, parent: SpanNode | None, *, created_ns: int,
           session_id: str | None) -> SpanNode:
     """``open_span`` for a foreign span: same tree rules, no OTel twin, the span's own time."""
     start = _clock.monotonic_ns()
@@ -124,8 +123,8 @@ class SessionSpanProcessor(SpanProcessor):
             self._entries[key] = _Entry(None, parent)
             return
         session_id = attrs.get("galileo.session.id")
-        node = _open(rt, kind, span.name, parent, span.start_time or _clock.wall_ns(),
-                     session_id if isinstance(session_id, str) else None)
+        node = _open(rt, kind, span.name, parent, created_ns=span.start_time or _clock.wall_ns(),
+                     session_id=session_id if isinstance(session_id, str) else None)
         self._entries[key] = _Entry(node, None)
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -150,8 +149,8 @@ class SessionSpanProcessor(SpanProcessor):
         if node is None:
             if kind is None:
                 return  # not an LLM concern: dropped
-            node = _open(rt, kind, span.name, entry.parent, span.start_time or _clock.wall_ns(),
-                         None)
+            node = _open(rt, kind, span.name, entry.parent,
+                         created_ns=span.start_time or _clock.wall_ns(), session_id=None)
         elif kind is not None and kind != node.type and not node.children:
             node.type = kind  # attributes set after the start told us more
         status = span.status
@@ -212,6 +211,8 @@ class GalileoSessionStamper(SpanProcessor):
             session = current_session_var.get()
             if session is not None:
                 attrs.update(session_attributes(session))
+                if session.external_id:  # lets the receiver find the session by external id
+                    attrs["session.id"] = session.external_id
             node = current_span_var.get()
             if node is not None:
                 attrs["galileo.trace.id"] = node.root.id

@@ -7,7 +7,7 @@ program always produces the same request bodies. ``cap.requests`` holds those bo
 bodies (with the id the fake server gave) and the trace trees, as plain data to assert on.
 Every body is checked by the same validator as the local store and the dev server.
 
-Installed as a pytest plugin: the ``gs_capture`` fixture yields a ``Capture``.
+The ``gs_capture`` pytest fixture (``galileo_sessions.pytest_plugin``) yields a ``Capture``.
 """
 
 from __future__ import annotations
@@ -144,16 +144,3 @@ def capture(*, mode: str = "fire_and_forget", **options: Any) -> Iterator[Captur
 
 def _uninstall() -> None:
     _runtime.current = None
-
-
-try:
-    import pytest
-except ImportError:  # pragma: no cover - the fixture exists only under pytest
-    pass
-else:
-
-    @pytest.fixture
-    def gs_capture() -> Iterator[Capture]:
-        """A ``Capture`` of everything the test sends, deterministic ids and clock."""
-        with capture() as cap:
-            yield cap

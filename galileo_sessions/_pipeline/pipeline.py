@@ -7,15 +7,14 @@ are bounded by their timeouts and report what really happened.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from pathlib import Path
 
 from .._exporter import Exporter
 from .._internal import internal_error, log_once
-from .codec import encode
 from ..exceptions import DeliveryError
+from .codec import encode
 from .ops import Op, SessionOp
 from .sender import Sender
 from .spool import Spool
@@ -88,6 +87,8 @@ class Pipeline:
 
     async def asubmit(self, op: Op, *, reliable: bool) -> None:
         if reliable:
+            import asyncio
+
             await asyncio.to_thread(self.submit, op, reliable=True)
         else:
             self.submit(op, reliable=False)

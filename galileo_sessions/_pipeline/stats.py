@@ -54,6 +54,13 @@ class Stats:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
 
+    def submitted(self, size: int) -> None:
+        """The hot path's one update (``add`` with keywords costs several times more)."""
+        with self._lock:
+            self.enqueued += 1
+            self.pending += 1
+            self.queue_bytes += size
+
     def error(self, message: str) -> None:
         with self._lock:
             self.last_error = message

@@ -9,9 +9,9 @@ callers nothing (a circuit breaker). ``flush`` interrupts the back-off for one m
 The queue is bounded in bytes. Past the bound, ops wait in a short overflow list that the
 worker writes to the disk spool in one file per batch (so the caller never does disk I/O);
 at shutdown, records still unsent are spooled the same way. Only when the spool is full too
-are records dropped, counted and logged once. Spooled ops stay ``pending`` until the server has them: this process replays
-its own spool files once the server answers again, and the next process replays the files
-of processes that died.
+are records dropped, counted and logged once. Spooled ops stay ``pending`` until the server
+has them: this process replays its own spool files once the server answers again, and the
+next process replays the files of processes that died.
 """
 
 from __future__ import annotations
@@ -96,12 +96,12 @@ class Worker:
             self.stats.add(enqueued=1, dropped=1)
             self._log_drop()
             return
-        self.stats.add(enqueued=1, pending=1, queue_bytes=size - spill_bytes)
+        self.stats.submitted(size - spill_bytes)
         if spill:
             self._spill(spill)
         if self._thread is None:
             self._start()
-        if wake:
+        if wake and not self._wake.is_set():  # Event.set costs microseconds; skip repeats
             self._wake.set()
 
     def _log_drop(self) -> None:
@@ -216,10 +216,27 @@ class Worker:
 
     def _requeue(self, ops: list[Op]) -> None:
         size = sum(op.size for op in ops)
+        excess: list[Op] = []
         with self._lock:
             self._queue.extendleft(reversed(ops))
             self._queued_bytes += size
+            # Callers refilled the queue while this batch was out: keep the byte bound by
+            # moving the newest ops to disk (older ones, e.g. their sessions, stay in front).
+            if self._spool is not None and self._queued_bytes > self._max_bytes:
+                kept: list[Op] = []
+                while self._queue and self._queued_bytes > self._max_bytes:
+                    op = self._queue.pop()
+                    if op.spool_path is not None or not self._queue:
+                        kept.append(op)  # already on disk (or the oldest): stays queued
+                        continue
+                    self._queued_bytes -= op.size
+                    size -= op.size
+                    excess.append(op)
+                self._queue.extend(reversed(kept))
         self.stats.add(queue_bytes=size)
+        if excess:
+            excess.reverse()
+            self._spill(excess)
 
     def _replay(self) -> None:
         """Queue spooled ops: dead processes' files, and our own overflow when healthy."""
@@ -331,6 +348,8 @@ class Worker:
                 kept = {id(op) for op in remaining}
                 self._forget([op for op in batch if id(op) not in kept])
             if remaining:
+                if len(remaining) < len(batch):
+                    self._backoff = 0.0  # progress: a flaky server is not a dead one
                 self._healthy = False
                 for op in remaining:
                     op.attempts += 1

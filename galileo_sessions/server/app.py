@@ -19,7 +19,13 @@ from starlette.types import Receive, Scope, Send
 
 from galileo_sessions._store import Store
 from galileo_sessions.exceptions import IngestValidationError, NotFoundError
-from galileo_sessions.server import routes_admin, routes_auth, routes_logging, routes_projects
+from galileo_sessions.server import (
+    routes_admin,
+    routes_auth,
+    routes_logging,
+    routes_otel,
+    routes_projects,
+)
 from galileo_sessions.server.deps import store_of
 from galileo_sessions.server.faults import FaultConfig, FaultInjector
 from galileo_sessions.server.frontdoor import handle_http
@@ -90,8 +96,7 @@ def create_app(store: Store | str | os.PathLike[str], *, api_key: str | None = N
         routes_logging.router,
         routes_admin.router,
         build_ui_router(store_of),  # the web view (galileo_sessions.ui): pages at / and /ui/
-        # POST /otel/traces (OTLP/HTTP protobuf, galileo-wire.md §12) goes here: add a
-        # routes_otel.router that decodes the spans and calls the store's ingest functions.
+        routes_otel.router,  # POST /otel/traces (OTLP/HTTP, galileo-wire.md §12)
     ]
     for router in routers:
         app.include_router(router)

@@ -20,7 +20,10 @@ exported before their parent still land in one tree.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import gzip
+import json
 import threading
 import time
 import uuid
@@ -100,9 +103,9 @@ def decode_request(body: bytes, content_type: str) -> list[OtlpSpan]:
         raise ProtoMissing(str(exc)) from None
     request = ExportTraceServiceRequest()
     if "json" in content_type:
-        from google.protobuf import json_format
+        from google.protobuf import json_format  # type: ignore[import-untyped]
 
-        json_format.Parse(body.decode("utf-8"), request)
+        json_format.ParseDict(_hex_ids_to_base64(json.loads(body)), request)
     else:
         request.ParseFromString(body)
     now = time.monotonic()
@@ -121,6 +124,20 @@ def decode_request(body: bytes, content_type: str) -> list[OtlpSpan]:
                     events=[(e.name, _attributes(e.attributes)) for e in span.events],
                     received=now))
     return spans
+
+
+def _hex_ids_to_base64(doc: Any) -> Any:
+    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping wants base64."""
+    for resource_spans in doc.get("resourceSpans", ()) if isinstance(doc, dict) else ():
+        for scope_spans in resource_spans.get("scopeSpans", ()):
+            for span in scope_spans.get("spans", ()):
+                for item in (span, *span.get("links", ())):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        value = item.get(key)
+                        if isinstance(value, str) and value:
+                            with contextlib.suppress(ValueError):  # else: already base64
+                                item[key] = base64.b64encode(bytes.fromhex(value)).decode()
+    return doc
 
 
 def _trace_uuid(trace_hex: str) -> str:
@@ -182,19 +199,21 @@ def _node(span: OtlpSpan, parent: SpanNode | None, kind: str) -> SpanNode:
     return node
 
 
-def _session_fields(spans: list[OtlpSpan]) -> dict[str, Any]:
+def _session_fields(spans: list[OtlpSpan]) -> list[dict[str, Any]]:
+    """Ways to name the trace's session, best first: server id, then external id."""
+    out: list[dict[str, Any]] = []
     for span in spans:
         sid = span.attrs.get("galileo.session.id")
         if isinstance(sid, str) and sid:
-            try:
-                return {"session_id": str(uuid.UUID(sid))}
-            except ValueError:
-                pass
+            with contextlib.suppress(ValueError):
+                out.append({"session_id": str(uuid.UUID(sid))})
+                break
     for span in spans:
         external = span.attrs.get("session.id") or span.attrs.get("galileo.session.external_id")
         if isinstance(external, str) and external:
-            return {"session_external_id": external}
-    return {}
+            out.append({"session_external_id": external})
+            break
+    return out
 
 
 def _ingest_trace(store: Store, project_id: str, envelope: dict[str, Any], trace_hex: str,
@@ -280,9 +299,14 @@ def _ingest_trace(store: Store, project_id: str, envelope: dict[str, Any], trace
             root.status_code = max((n.status_code or 200) for n in built)
             root.duration_ns = max(s.end_ns for s in new_roots) - first.start_ns
             root.ended = True
-            session = _session_fields(spans)
-            store.ingest_traces(project_id, {**envelope, **session,
-                                             "traces": [build_tree(root, None)]})
+            body = {**envelope, "traces": [build_tree(root, None)]}
+            for session in [*_session_fields(spans), {}]:
+                try:
+                    store.ingest_traces(project_id, {**body, **session})
+                    break
+                except NotFoundError:  # e.g. a client-side session id: try the next way
+                    if not session:
+                        raise
         records += len(new_roots)
     return records, waiting
 
@@ -308,9 +332,9 @@ def ingest_otlp(store: Store, spans: list[OtlpSpan], *, project: str, log_stream
     for span in spans:
         groups.setdefault(span.trace_id, []).append(span)
     records = waiting = 0
-    for trace_hex, group in groups.items():
+    for trace_hex, fresh in groups.items():
         key = (store_key, trace_hex)
-        group = _pending.take(key) + group
+        group = _pending.take(key) + fresh
         count, left = _ingest_trace(store, project_id, envelope, trace_hex, group, force=False)
         records += count
         if left:

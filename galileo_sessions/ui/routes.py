@@ -62,7 +62,8 @@ _ICON_PATHS = {
 
 def _icon(kind: str) -> Markup:
     path = _ICON_PATHS.get(kind, '<circle cx="8" cy="8" r="4"/>')
-    return Markup(  # noqa: S704 - constant markup from _ICON_PATHS, never from data
+    # constant markup from _ICON_PATHS, never built from data
+    return Markup(
         f'<svg class="icon icon-{kind if kind in _ICON_PATHS else "other"}" viewBox="0 0 16 16" '
         f'width="16" height="16" aria-hidden="true">{path}</svg>')
 
@@ -138,7 +139,7 @@ def build_router(get_store: StoreGetter) -> APIRouter:
         return store
 
     @router.get("/", response_class=HTMLResponse)
-    def session_list(request: Request, name: str = "", external_id: str = "",
+    def session_list(request: Request, *, name: str = "", external_id: str = "",
                      meta: list[str] = Query(default=[]),  # noqa: B008 - FastAPI idiom
                      page: int = Query(default=1, ge=1, le=1_000_000),
                      per_page: int = Query(default=PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),

@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from galileo_sessions._store.render import one_line
-
 __all__ = ["IoBlock", "Message", "Node", "Snippet", "TraceView", "duration_label",
            "io_blocks", "parse_meta", "short_time", "snippet", "trace_views"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MIN_BAR_PCT = 0.4
+NO_VALUE = "\N{EN DASH}"
 
 
 # -- small formatting helpers ---------------------------------------------------------------
@@ -49,7 +48,7 @@ def short_time(value: Any) -> str:
 
 def duration_label(ns: Any) -> str:
     if not isinstance(ns, (int, float)) or isinstance(ns, bool) or ns < 0:
-        return "–"
+        return NO_VALUE
     ms = ns / 1e6
     if ms < 1:
         return f"{ms:.2f} ms"
@@ -178,7 +177,6 @@ class Node:
     status_class: str
     tokens: str
     model: str
-    preview: str
     error: str
     io: list[IoBlock]
     details: list[tuple[str, str]]
@@ -278,16 +276,13 @@ def _build(record: Mapping[str, Any], depth: int, t0: int, total: int,
         left = max(0.0, 100 - width)
     label, css, error = _status(record)
     inp, out = _tokens(metrics)
-    preview_src = record.get("output")
-    if preview_src in (None, "", []):
-        preview_src = record.get("input")
     node = Node(
         id=str(record.get("id", "")), type=str(record.get("type", "span")),
         name=str(record.get("name") or "(unnamed)"), depth=depth,
         duration=duration_label(dur_ns), start_label=f"+{duration_label((start - t0) * 1000)}",
         bar_left=_pct(left), bar_width=_pct(width), status=label, status_class=css,
         tokens=_token_label(inp, out), model=str(record.get("model") or ""),
-        preview=one_line(preview_src, 120), error=error, io=io_blocks(record),
+        error=error, io=io_blocks(record),
         details=_details(record),
     )
     node.children = [_build(child, depth + 1, t0, total, start)
@@ -323,7 +318,7 @@ def trace_views(traces: Sequence[Mapping[str, Any]]) -> list[TraceView]:
         width = max((end - start) / s_total * 100, MIN_BAR_PCT)
         views.append(TraceView(
             root=root, created=short_time(trace.get("created_at")),
-            duration=root.duration if root.duration != "–" else duration_label(total * 1000),
+            duration=root.duration if root.duration != NO_VALUE else duration_label(total * 1000),
             span_count=len(records) - 1, error_count=errors,
             tokens=_token_label(inp, out) if has_llm_tokens else "",
             axis_end=duration_label(total * 1000), session_left=_pct(min(left, 100 - width)),
