@@ -226,8 +226,6 @@ def test_two_services_make_one_session_and_one_tree(galileo_server: ServerThread
     assert remote["output"] == "answer to weather"
 
 
-@pytest.mark.xfail(reason="needs the sender to retry a 404 on a spans ingest (issue 5 notes)",
-                   strict=False)
 def test_service_spans_sent_before_the_callers_trace(galileo_server: ServerThread,
                                                      tmp_path: Path) -> None:
     gs.configure(api_url=galileo_server.url, flush_interval=0.05,

@@ -19,7 +19,13 @@ from .._exporter import Exporter, Route, Target
 from .._internal import log_once
 from .._records import SessionHandle
 from .._wire import request_envelope
-from ..exceptions import ApiConnectionError, ApiStatusError, DeliveryError, IngestValidationError
+from ..exceptions import (
+    ApiConnectionError,
+    ApiStatusError,
+    DeliveryError,
+    IngestValidationError,
+    NotFoundError,
+)
 from .ops import Op, SessionOp, SpansOp, TraceOp
 from .stats import Stats
 
@@ -28,12 +34,19 @@ __all__ = ["RetryableError", "Sender", "describe", "is_retryable"]
 _RETRY_STATUSES = frozenset({408, 429})
 
 
+# Late spans can reach the server before their trace (another service, another process):
+# a 404 on a spans ingest is retried this many times (about a minute of back-off) first.
+_SPANS_NOT_FOUND_ATTEMPTS = 10
+
+
 class RetryableError(Exception):
     """Wraps a failure worth retrying, with the server's ``Retry-After`` if it sent one."""
 
-    def __init__(self, cause: BaseException, retry_after: float | None) -> None:
+    def __init__(self, cause: BaseException, retry_after: float | None, *,
+                 not_found: bool = False) -> None:
         self.cause = cause
         self.retry_after = retry_after
+        self.not_found = not_found  # a late span whose trace the server does not have yet
         super().__init__(describe(cause))
 
 
@@ -87,6 +100,7 @@ class Sender:
                     self.stats.error(str(exc))
                     raise self._delivery_error(exc.cause) from exc.cause
                 self.stats.add(retried=1)
+                op.attempts += 1
                 pause = exc.retry_after if exc.retry_after is not None else delay
                 wait(min(pause, remaining))
                 delay = min(delay * 2, 5.0)
@@ -143,15 +157,21 @@ class Sender:
                 except Exception as exc:
                     for op in chunk:
                         self._final_failure(op, exc)
+        deferred: list[Op] = []
+        waiting: RetryableError | None = None
         for index, span_op in enumerate(spans):
             try:
                 self._send_spans(span_op, reliable)
                 self.stats.add(sent=1, pending=-1)
             except RetryableError as exc:
-                return list(spans[index:]), exc
+                if exc.not_found:  # its trace is not there yet: don't hold up the others
+                    deferred.append(span_op)
+                    waiting = exc
+                    continue
+                return [*deferred, *spans[index:]], exc
             except Exception as exc:
                 self._final_failure(span_op, exc)
-        return [], None
+        return deferred, waiting
 
     def _chunks(self, group: list[TraceOp]) -> list[tuple[int, list[TraceOp]]]:
         """Split ``group`` into requests under the byte cap, with each chunk's start index."""
@@ -234,7 +254,13 @@ class Sender:
     def _send_spans(self, op: SpansOp, reliable: bool) -> None:
         body = {**request_envelope(reliable), "trace_id": op.trace_id,
                 "parent_id": op.parent_id, "spans": op.spans}
-        self._call(Route.SPANS, body)
+        try:
+            self._call(Route.SPANS, body)
+        except (ApiStatusError, NotFoundError) as exc:
+            missing = isinstance(exc, NotFoundError) or exc.status_code == 404
+            if missing and op.attempts < _SPANS_NOT_FOUND_ATTEMPTS:
+                raise RetryableError(exc, None, not_found=True) from exc
+            raise
 
 
 def _kind(op: Op) -> str:
