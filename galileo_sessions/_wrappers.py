@@ -9,8 +9,8 @@ not while the caller holds the generator between items.
 
 from __future__ import annotations
 
-import sys
 import functools
+import sys
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import Any
 
