@@ -1,8 +1,8 @@
 """The ``galileo-sessions`` command: look at recorded sessions, or run the dev server.
 
-Why it is shaped this way: loading (a ``Source``: today the local store file, later a running
-dev server) is kept apart from rendering (pure functions in ``_store.render``), so adding
-``--server URL`` means adding one ``Source``. Every failure a user can cause (no store yet, a
+Why it is shaped this way: loading (a ``Source``: the local store file, or a running dev
+server with ``--server URL``) is kept apart from rendering (pure functions in
+``_store.render``), so both print the same way. Every failure a user can cause (no store yet, a
 corrupt file, an unknown id) ends in one readable line and exit status 1, never a traceback.
 The CLI never reads or prints API keys.
 """
@@ -83,6 +83,63 @@ class StoreSource:
         self._store.close()
 
 
+class ServerSource:
+    """Reads a running dev server (or any Galileo-compatible API) through its public routes."""
+
+    _NEWEST_FIRST = {"column_id": "created_at", "ascending": False, "sort_type": "column"}
+
+    def __init__(self, url: str, api_key: str | None) -> None:
+        from galileo_sessions._client import GalileoClient
+        from galileo_sessions.exceptions import ApiError
+
+        self._errors: tuple[type[Exception], ...] = (ApiError,)
+        self._client = GalileoClient(api_url=url, api_key=api_key)
+        self._url = url
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            return self._client.request(method, path, json=body)
+        except self._errors as exc:
+            raise CliError(f"cannot read {self._url}: {exc}") from exc
+
+    def _project_ids(self) -> list[str]:
+        data = self._call("GET", "/projects/all")
+        items = data.get("projects", []) if isinstance(data, dict) else data
+        return [str(p["id"]) for p in items or () if isinstance(p, dict) and "id" in p]
+
+    def _search(self, project_id: str, limit: int) -> list[dict[str, Any]]:
+        body = {"limit": limit, "starting_token": 0, "sort": self._NEWEST_FIRST}
+        data = self._call("POST", f"/v2/projects/{project_id}/sessions/search", body)
+        records = data.get("records", []) if isinstance(data, dict) else []
+        return [dict(r, project_id=r.get("project_id", project_id)) for r in records]
+
+    def sessions(self, limit: int) -> list[dict[str, Any]]:
+        found = [r for pid in self._project_ids() for r in self._search(pid, limit)]
+        found.sort(key=lambda r: str(r.get("created_at", "")), reverse=True)
+        return found[:limit]
+
+    def session(self, id_or_prefix: str) -> dict[str, Any]:
+        prefix = id_or_prefix.strip().lower()
+        matches = [r for r in self.sessions(1000) if str(r["id"]).startswith(prefix)] \
+            if prefix else []
+        if not matches:
+            raise CliError(f"no session on {self._url} matches {id_or_prefix!r}")
+        if len(matches) > 1 and not any(m["id"] == prefix for m in matches):
+            raise CliError(f"{id_or_prefix!r} matches {len(matches)} sessions; give more "
+                           "characters of the id")
+        found = next((m for m in matches if m["id"] == prefix), matches[0])
+        data = self._call("GET", f"/v2/projects/{found['project_id']}/sessions/{found['id']}")
+        if not isinstance(data, dict):
+            raise CliError(f"{self._url} answered an unexpected session shape")
+        return data
+
+    def totals(self) -> dict[str, int] | None:
+        return None
+
+    def close(self) -> None:
+        self._client.close()
+
+
 def store_path(option: str | None) -> Path:
     """``--store``, else ``$GALILEO_SESSIONS_STORE``, else ``.galileo_sessions/store.db``."""
     return Path(option or os.environ.get(STORE_ENV) or DEFAULT_STORE_PATH)
@@ -92,6 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", metavar="PATH",
                         help=f"local store file (default: ${STORE_ENV} or {DEFAULT_STORE_PATH})")
+    common.add_argument("--server", metavar="URL",
+                        help="read a running dev server (or Galileo-compatible API) instead")
+    common.add_argument("--api-key", metavar="KEY",
+                        help="API key for --server (default: $GALILEO_API_KEY)")
     parser = argparse.ArgumentParser(
         prog="galileo-sessions",
         description="Inspect sessions recorded by galileo_sessions, or run the dev server.")
@@ -144,7 +205,11 @@ def _ui(argv_rest: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    source: Source = StoreSource(store_path(args.store))
+    source: Source
+    if args.server:
+        source = ServerSource(args.server, args.api_key or os.environ.get("GALILEO_API_KEY"))
+    else:
+        source = StoreSource(store_path(args.store))
     try:
         if args.command == "sessions":
             if args.limit < 1:

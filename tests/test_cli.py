@@ -270,3 +270,35 @@ def test_one_line_summaries() -> None:
     assert len(one_line("x" * 500)) == 60
     lines = render_trace({"type": "trace", "name": "", "is_complete": False, "spans": []})
     assert lines == ["● trace · - ms · ok · - · incomplete"]
+
+
+def test_cli_reads_a_running_dev_server(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--server URL`` lists and shows what the library delivered to a dev server."""
+    import galileo_sessions as gs
+    from galileo_sessions.server import ServerThread
+
+    with ServerThread(Store(tmp_path / "served.db"), api_key="k-123") as srv:
+        gs.configure(api_url=srv.url, api_key="k-123", spool_dir=str(tmp_path / "spool"))
+
+        @gs.session("remote-chat", external_id="user-7")
+        @gs.trace
+        def turn(question: str) -> str:
+            return question.upper()
+
+        turn("first")
+        turn("second")
+        assert gs.flush(timeout=10).ok
+        monkeypatch.setenv("GALILEO_API_KEY", "k-123")
+        assert main(["sessions", "--server", srv.url]) == 0
+        listing = capsys.readouterr().out
+        assert listing.count("remote-chat") == 2 and "user-7" in listing
+        sessions = srv.store.list_sessions()
+        newest = sessions[0]
+        assert main(["show", newest["id"][:8], "--server", srv.url]) == 0
+        shown = capsys.readouterr().out
+        assert "trace turn" in shown and "SECOND" in shown
+        assert sessions[1]["id"][:8] in shown  # the previous session of the chain
+        assert main(["sessions", "--server", srv.url, "--api-key", "wrong"]) == 1
+        assert "401" in capsys.readouterr().err
+        gs.shutdown()
