@@ -86,8 +86,6 @@ class StoreSource:
 class ServerSource:
     """Reads a running dev server (or any Galileo-compatible API) through its public routes."""
 
-    _NEWEST_FIRST = {"column_id": "created_at", "ascending": False, "sort_type": "column"}
-
     def __init__(self, url: str, api_key: str | None) -> None:
         from galileo_sessions._client import GalileoClient
         from galileo_sessions.exceptions import ApiError
@@ -108,7 +106,8 @@ class ServerSource:
         return [str(p["id"]) for p in items or () if isinstance(p, dict) and "id" in p]
 
     def _search(self, project_id: str, limit: int) -> list[dict[str, Any]]:
-        body = {"limit": limit, "starting_token": 0, "sort": self._NEWEST_FIRST}
+        newest_first = {"column_id": "created_at", "ascending": False, "sort_type": "column"}
+        body = {"limit": limit, "starting_token": 0, "sort": newest_first}
         data = self._call("POST", f"/v2/projects/{project_id}/sessions/search", body)
         records = data.get("records", []) if isinstance(data, dict) else []
         return [dict(r, project_id=r.get("project_id", project_id)) for r in records]
