@@ -24,8 +24,8 @@ class Sizes:
     block_rounds: int = 5
     import_runs: int = 15
     ingest_traces: int = 5000
-    peer_iterations: int = 1000
-    peer_rounds: int = 7
+    peer_iterations: int = 500
+    peer_rounds: int = 5
     shutdown_timeout: float = 2.0
 
     @classmethod

@@ -69,6 +69,7 @@ class Worker:
         self._last_replay = 0.0
         self._flush_requested = 0
         self._flush_done = 0
+        self._inflight: list[Op] = []  # the batch the thread is sending (spooled at stop)
 
     # -- caller side ---------------------------------------------------------------------
     def submit(self, op: Op) -> None:
@@ -177,14 +178,19 @@ class Worker:
         return True
 
     def stop(self, timeout: float | None) -> bool:
-        """Flush within ``timeout``, end the thread, spool what is left. True if all was sent."""
-        drained = self.flush(timeout)
+        """Flush, end the thread and spool what is left, all within ``timeout``.
+
+        The flush gets the timeout less a small reserve for joining the thread and writing
+        the spool (local disk), so the whole call stays within the bound.
+        """
+        reserve = 0.0 if timeout is None else min(0.25, timeout / 4)
+        drained = self.flush(None if timeout is None else timeout - reserve)
         with self._lock:
             self._stopping = True
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(0.5 if timeout is None else max(0.05, min(timeout, 0.5)))
+            thread.join(0.5 if timeout is None else max(0.01, reserve / 2))
         self._spill_overflow()
         with self._lock:
             left = list(self._queue)
@@ -193,6 +199,11 @@ class Worker:
         if left:
             self.stats.add(queue_bytes=-sum(op.size for op in left))
             self._spill(left)  # the next start replays them
+        if thread is not None and thread.is_alive() and self._inflight:
+            # Out of time with a batch still in flight: spool it too, or a slow server at
+            # exit would lose it with the daemon thread (ids make a re-send harmless).
+            self._spill(list(self._inflight))
+            left = left or self._inflight
         return drained and not left
 
     def reset_after_fork(self, stats: Stats) -> None:
@@ -238,11 +249,15 @@ class Worker:
             excess.reverse()
             self._spill(excess)
 
-    def _replay(self) -> None:
-        """Queue spooled ops: dead processes' files, and our own overflow when healthy."""
+    def _replay(self) -> int:
+        """Queue spooled ops: dead processes' files, and our own overflow when healthy.
+
+        Returns how many ops it queued.
+        """
         spool = self._spool
         if spool is None:
-            return
+            return 0
+        queued_now = 0
         self._last_replay = time.monotonic()
         seen: dict[str, SessionHandle] = {}
         with self._lock:
@@ -277,10 +292,12 @@ class Worker:
                     self._queued_bytes += size
                     roomy = self._queued_bytes < self._max_bytes // 2
                 self.stats.add(queue_bytes=size)
+                queued_now += len(ops)
                 if not roomy:
-                    return  # the rest stays on disk until there is room
+                    return queued_now  # the rest stays on disk until there is room
         except Exception as exc:
             internal_error("spool replay", exc)
+        return queued_now
 
     def _forget(self, done: list[Op]) -> None:
         """Ops that are finished (sent or finally failed): remove spool files none still need."""
@@ -316,6 +333,12 @@ class Worker:
                                       time.monotonic() - self._last_replay > _REPLAY_EVERY_S):
                     self._replay()
                 drained = self._drain()
+                # A flush waits for spooled overflow too: replay refills the queue only up to
+                # half its bound, so keep replaying and draining until the spool has no more
+                # of this process's records (or sending fails again).
+                while drained and requested > self._flush_done and self._healthy \
+                        and not stopping and self._replay():
+                    drained = self._drain()
                 with self._changed:
                     if drained:
                         self._flush_done = max(self._flush_done, requested)
@@ -339,6 +362,7 @@ class Worker:
             batch = self._take()
             if not batch:
                 return True
+            self._inflight = batch
             try:
                 remaining, error = self._sender.deliver(batch)
             except Exception as exc:  # a bug: never let it kill the thread
@@ -357,8 +381,10 @@ class Worker:
                 if error is not None:
                     self.stats.error(str(error))
                 self._requeue(remaining)
+                self._inflight = []
                 self._retry_after = error.retry_after if error is not None else None
                 return False
+            self._inflight = []
             if not self._healthy:
                 self._healthy = True
                 self._backoff = 0.0

@@ -10,8 +10,8 @@ Scenarios already covered without figures live in tests/test_delivery_faults.py.
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from ._scenarios import STATUS_FAULTS, Outcome, fault_run, outage, restarts
 
 from _delivery_helpers import (  # noqa: I001,F401 - ``server`` is a fixture
     configure_for,
+    read_store,
     replay_in_new_process,
     server,
     set_faults,
@@ -67,11 +68,6 @@ def check(outcome: Outcome, base: dict[str, float]) -> None:
         # process and competes for the GIL), and no call waits anything like a request.
         assert outcome.latency["p50_ms"] < base["p50_ms"] * 3 + 1.0, (outcome.row(), base)
         assert outcome.latency["max_ms"] < 250, (outcome.row(), base)
-
-
-@pytest.fixture
-def fresh_server(server: ServerThread) -> Iterator[ServerThread]:
-    yield server
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -125,7 +121,7 @@ def test_slow_server_two_seconds_per_request(server: ServerThread, tmp_path: Pat
     reliable = mode == "reliable"
     outcome = fault_run(server, tmp_path, mode, "slow server (2 s/request)",
                         faults={"latency_ms": 2000, "paths": ["/sessions", "/traces"]},
-                        fault_s=60, run_s=1.0, users=1 if reliable else 2,
+                        fault_s=3.0, hold_fault=True, run_s=1.0, users=1 if reliable else 2,
                         max_turns=1 if reliable else 200,
                         options={"read_timeout": 10.0})
     print(outcome.row())
@@ -147,6 +143,14 @@ def test_reliable_delivery_error_only_after_reliable_timeout(server: ServerThrea
     assert all(timeout <= t < timeout + 3 for t in outcome.error_after_s), outcome.error_after_s
     assert len(spool_files(tmp_path)) == 2  # the two session creations
     set_faults(server)
+    # The files belong to this (live) process, so no other process takes them; "the next
+    # start" is simulated by handing them to a pid that has ended.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for path in spool_files(tmp_path):
+        path.rename(path.with_name(f"{dead.pid}-{path.name.split('-', 1)[1]}"))
     replayed = replay_in_new_process(tmp_path, server)
     assert replayed["stats"]["pending"] == 0 and replayed["failed"] == 0, replayed
     assert spool_files(tmp_path) == []
+    assert {"user-0", "user-1"} <= {
+        s["external_id"] for s in read_store(server.store.path).sessions.values()}
