@@ -70,7 +70,7 @@ class Settings:
     reliable_timeout: float = 30.0
     shutdown_timeout: float = 5.0
     flush_interval: float = 0.5
-    max_batch_records: int = 256
+    max_batch_records: int = 512
     max_batch_bytes: int = 4_000_000
     max_queue_bytes: int = 32_000_000
     spool_dir: str | None = None

@@ -194,6 +194,8 @@ def to_text(value: object, max_bytes: int) -> str:
             return _cut_text(text, max_bytes)
         if value is None:
             return ""
+        if t is int and max_bytes >= 20 and -_SMALL_INT < cast(int, value) < _SMALL_INT:
+            return int.__repr__(cast(int, value))  # its JSON text, without the encoder's setup
         return to_json_text(value, max_bytes)
     except Exception:
         return ""

@@ -22,6 +22,7 @@ from ._wire import build_tree_sized, normalize_output
 __all__ = ["close_span", "error_status", "open_span", "submit_reliable"]
 
 _ERROR_MESSAGE_BYTES = 2000
+_SHAPED = frozenset({"llm", "retriever"})  # outputs with a structured wire shape
 
 
 def open_span(rt: Runtime, type_: str, name: str, parent: SpanNode | None,
@@ -81,7 +82,8 @@ def close_span(rt: Runtime, node: SpanNode, *, output: Any = None, exc: BaseExce
         node.status_code = 200
     if not node.output_set:
         if has_output and rt.capture_output and exc is None:
-            node.output = normalize_output(node, output, rt.max_bytes)
+            node.output = to_text(output, rt.max_bytes) if node.type not in _SHAPED \
+                else normalize_output(node, output, rt.max_bytes)
         elif node.type == "llm":
             node.output = {"role": "assistant", "content": ""}
     if node.otel is not None and rt.otel_hook is not None:
@@ -140,7 +142,7 @@ def _finish(rt: Runtime, node: SpanNode, pending: list[Op]) -> None:
         if not reliable:
             pipeline = rt.pipeline
             if pipeline is not None:
-                pipeline.submit(op, reliable=False)
+                pipeline.enqueue(op)
             return
     pending.append(op)
 

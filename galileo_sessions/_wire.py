@@ -347,7 +347,12 @@ def build_tree_sized(node: SpanNode, redact: Redactor | None) -> tuple[dict[str,
     """``build_tree`` plus an estimate of the memory the record holds (one pass, no re-walk)."""
     node.delivered = True
     record = _record(node)
-    size = _node_size(node)
+    size = _NODE_OVERHEAD  # a memory estimate for the queue's bound, inlined: hot path
+    for value in (node.input, node.output):
+        if type(value) is str:
+            size += len(value)
+        elif value is not None:
+            size += 300 * len(value) if isinstance(value, list) else 300
     if redact is not None:
         record = _redacted(redact, record)
     if node.type not in LEAF_TYPES:
@@ -361,17 +366,6 @@ def build_tree_sized(node: SpanNode, redact: Redactor | None) -> tuple[dict[str,
         record["spans"] = spans
     return record, size
 
-
-def _node_size(node: SpanNode) -> int:
-    size = _NODE_OVERHEAD
-    for value in (node.input, node.output):
-        if type(value) is str:
-            size += len(value)
-        elif isinstance(value, list):
-            size += 300 * len(value)
-        elif value is not None:
-            size += 300
-    return size
 
 
 _NODE_OVERHEAD = 1200  # measured: a small span's dicts take about 1.2 KB of Python memory

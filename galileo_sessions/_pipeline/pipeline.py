@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .._exporter import Exporter
@@ -41,6 +42,9 @@ class Pipeline:
             self.worker.start()  # replay what a previous run left, in the background
         self.reliable_timeout = reliable_timeout
         self.inline = inline  # the test kit: deliver fire-and-forget ops at once, in order
+        # The hot path's entry for fire-and-forget ops: the worker's queue, one call deep.
+        self.enqueue: Callable[[Op], None] = (
+            self._deliver_inline if inline else self.worker.submit)
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -59,14 +63,15 @@ class Pipeline:
                 raise
             if path is not None and self.spool is not None:
                 self.spool.remove(path)
-        elif self.inline:
-            self.stats.add(enqueued=1, pending=1)
-            remaining, error = self.sender.deliver([op])
-            if remaining:
-                self.stats.add(failed=len(remaining), pending=-len(remaining))
-                self.stats.error(str(error))
         else:
-            self.worker.submit(op)
+            self.enqueue(op)
+
+    def _deliver_inline(self, op: Op) -> None:
+        self.stats.add(enqueued=1, pending=1)
+        remaining, error = self.sender.deliver([op])
+        if remaining:
+            self.stats.add(failed=len(remaining), pending=-len(remaining))
+            self.stats.error(str(error))
 
     def _write_ahead(self, op: Op) -> Path | None:
         """Reliable mode: the record is on disk before it is sent, so a crash loses nothing."""

@@ -179,7 +179,7 @@ def audit_store(path: Path | str, produced: dict[int, int] | None = None,
         body = json.loads(data)
         match = LABEL.search(str(body.get("input")))
         if match is None:
-            if session_id in {s for s in audit.turns.values()}:
+            if session_id in set(audit.turns.values()):
                 problems.append(f"{kind} {rid} has no label")
             continue
         user, index = int(match[1]), int(match[2])

@@ -17,10 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _common
-from ._common import audit_store, latency_summary, rss_mb, run_turn
-
-from _delivery_helpers import (  # noqa: I001 - on sys.path thanks to _common
+from _delivery_helpers import (
     clear_faults,
     configure_for,
     flush_until_ok,
@@ -31,6 +28,9 @@ from _delivery_helpers import (  # noqa: I001 - on sys.path thanks to _common
 
 import galileo_sessions as gs
 from galileo_sessions.server import ServerThread
+
+from . import _common
+from ._common import audit_store, latency_summary, rss_mb, run_turn
 
 _ = _common
 

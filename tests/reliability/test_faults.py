@@ -16,11 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from ._common import latency_summary, run_turn
-from ._scenarios import STATUS_FAULTS, Outcome, fault_run, outage, restarts
-
-from _delivery_helpers import (  # noqa: I001,F401 - ``server`` is a fixture
+from _delivery_helpers import (  # noqa: F401 - ``server`` is a fixture
     configure_for,
     read_store,
     replay_in_new_process,
@@ -31,6 +27,9 @@ from _delivery_helpers import (  # noqa: I001,F401 - ``server`` is a fixture
 
 import galileo_sessions as gs
 from galileo_sessions.server import ServerThread
+
+from ._common import latency_summary, run_turn
+from ._scenarios import STATUS_FAULTS, Outcome, fault_run, outage, restarts
 
 pytestmark = pytest.mark.reliability
 

@@ -20,17 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from ._common import audit_store
-from ._scenarios import exit_run, kill_run
-
-from _delivery_helpers import (  # noqa: I001,F401 - ``server`` is a fixture
+from _delivery_helpers import (  # noqa: F401 - ``server`` is a fixture
     child_env,
     server,
     wait_for,
 )
 
 from galileo_sessions.server import ServerThread
+
+from ._common import audit_store
+from ._scenarios import exit_run, kill_run
 
 pytestmark = pytest.mark.reliability
 
@@ -158,7 +157,7 @@ def test_gunicorn_preload_two_workers_every_record_arrives(server: ServerThread,
                     pids.add(answer.json()["pid"])
     finally:
         proc.send_signal(signal.SIGTERM)  # graceful: workers exit, their atexit flushes
-        out, err = proc.communicate(timeout=40)
+        _out, err = proc.communicate(timeout=40)
     assert len(pids) >= 2, f"only one worker served: {pids}"
     assert proc.returncode == 0, err[-2000:]
     audit = audit_store(server.store.path, produced=dict.fromkeys(range(users), turns))
