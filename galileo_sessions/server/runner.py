@@ -46,12 +46,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(host: str, port: int) -> str:
+def url_of(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
 
 
-def _uvicorn_config(app: FastAPI, *, quiet: bool) -> uvicorn.Config:
+def uvicorn_config(app: FastAPI, *, quiet: bool) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         # Our front door relies on uvicorn's h11 request cycle to drop connections cleanly.
@@ -78,14 +78,16 @@ class ServerThread:
 
     def __init__(self, store: Store | str | os.PathLike[str], *, api_key: str | None = None,
                  faults: FaultConfig | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, app: FastAPI | None = None) -> None:
         if isinstance(store, (str, os.PathLike)):
             self.store: Store = Store(os.fspath(store))
             self._owns_store = True
         else:
             self.store = store
             self._owns_store = False
-        self.app = create_app(self.store, api_key=api_key, faults=faults)
+        # ``app`` serves something else over the same store (the web view's own runner).
+        self.app = app if app is not None else create_app(self.store, api_key=api_key,
+                                                          faults=faults)
         self.host = host
         self.port = port
         self._server: uvicorn.Server | None = None
@@ -94,7 +96,7 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return _url(self.host, self.port)
+        return url_of(self.host, self.port)
 
     @property
     def running(self) -> bool:
@@ -106,7 +108,7 @@ class ServerThread:
             raise RuntimeError("server already running")
         sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
-        server = uvicorn.Server(_uvicorn_config(self.app, quiet=True))
+        server = uvicorn.Server(uvicorn_config(self.app, quiet=True))
         self._server = server
         self._error = None
         self._thread = threading.Thread(
@@ -205,11 +207,11 @@ def cli_serve(argv: list[str]) -> int:
         app = create_app(store, api_key=args.api_key or None, faults=faults)
         port = sock.getsockname()[1]
         auth = "API key required" if args.api_key else "no auth"
-        print(f"galileo-sessions dev server on {_url(args.host, port)} "
+        print(f"galileo-sessions dev server on {url_of(args.host, port)} "
               f"(store {args.store}, {auth})", flush=True)
         # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: done, cleanly.
         with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(_uvicorn_config(app, quiet=args.quiet)).run(sockets=[sock])
+            uvicorn.Server(uvicorn_config(app, quiet=args.quiet)).run(sockets=[sock])
     finally:
         sock.close()
         store.close()

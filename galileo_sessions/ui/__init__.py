@@ -17,7 +17,18 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "the galileo_sessions web view needs its extra: pip install 'galileo-sessions[server]'"
     ) from exc
 
+from typing import Any
+
 from galileo_sessions.ui.routes import build_router
-from galileo_sessions.ui.runner import UiServer, cli_ui, create_ui_app
 
 __all__ = ["UiServer", "build_router", "cli_ui", "create_ui_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # The runner builds on the dev server's runner, whose app includes this package's router:
+    # loading it on first use keeps ``server.app`` -> ``ui.routes`` free of an import cycle.
+    if name in ("UiServer", "cli_ui", "create_ui_app"):
+        from galileo_sessions.ui import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

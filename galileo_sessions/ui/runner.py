@@ -10,17 +10,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator
-from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI, Request
 
 from galileo_sessions._store import DEFAULT_STORE_PATH, Store
+from galileo_sessions.server.runner import ServerThread, bind_socket, url_of, uvicorn_config
 from galileo_sessions.ui.routes import build_router
 
 __all__ = ["DEFAULT_UI_PORT", "UiServer", "cli_ui", "create_ui_app"]
@@ -47,81 +44,18 @@ def create_ui_app(store: Store) -> FastAPI:
     return app
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    from galileo_sessions.server.runner import bind_socket
+class UiServer(ServerThread):
+    """The web view in a background thread on ``host:port`` (0 = a free port), for tests.
 
-    return bind_socket(host, port)
-
-
-def _config(app: FastAPI, *, quiet: bool) -> uvicorn.Config:
-    return uvicorn.Config(app, http="h11", ws="none", lifespan="on", proxy_headers=False,
-                          server_header=False, access_log=not quiet,
-                          log_config=None if quiet else uvicorn.config.LOGGING_CONFIG,
-                          log_level="warning" if quiet else "info",
-                          timeout_graceful_shutdown=2)
-
-
-def _url(host: str, port: int) -> str:
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
-
-
-class UiServer:
-    """The web view in a background thread on ``host:port`` (0 = a free port), for tests."""
+    The dev server's runner, serving only the pages: same start, stop and restart behaviour.
+    """
 
     def __init__(self, store: Store | str | os.PathLike[str], *, host: str = "127.0.0.1",
                  port: int = 0) -> None:
-        self._owns_store = not isinstance(store, Store)
-        self.store = Store(os.fspath(store)) if not isinstance(store, Store) else store
-        self.app = create_ui_app(self.store)
-        self.host, self.port = host, port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return _url(self.host, self.port)
-
-    def start(self) -> UiServer:
-        sock = _bind(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        server = uvicorn.Server(_config(self.app, quiet=True))
-        self._server = server
-        self._thread = threading.Thread(target=self._run, args=(server, sock), daemon=True,
-                                        name=f"galileo-ui:{self.port}")
-        self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError("the web view did not start")
-            time.sleep(0.005)
-        return self
-
-    @staticmethod
-    def _run(server: uvicorn.Server, sock: socket.socket) -> None:
-        try:
-            server.run(sockets=[sock])
-        finally:
-            sock.close()
-
-    def close(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(10)
-        self._server = self._thread = None
-        if self._owns_store:
-            self.store.close()
-            self._owns_store = False
-
-    def __enter__(self) -> UiServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
+        owned = not isinstance(store, Store)
+        opened = Store(os.fspath(store)) if not isinstance(store, Store) else store
+        super().__init__(opened, host=host, port=port, app=create_ui_app(opened))
+        self._owns_store = owned
 
 
 def parser() -> argparse.ArgumentParser:
@@ -146,7 +80,7 @@ def cli_ui(argv: list[str]) -> int:
         print(f"galileo-sessions ui: no local store at {path} yet; it will be created, and "
               "the pages fill in as your program records sessions there.", file=sys.stderr)
     try:
-        sock = _bind(args.host, args.port)
+        sock = bind_socket(args.host, args.port)
     except OSError as exc:
         print(f"galileo-sessions ui: cannot bind {args.host}:{args.port}: {exc}",
               file=sys.stderr)
@@ -160,10 +94,10 @@ def cli_ui(argv: list[str]) -> int:
         return 1
     try:
         app = create_ui_app(store)
-        print(f"galileo-sessions web view on {_url(args.host, sock.getsockname()[1])} "
+        print(f"galileo-sessions web view on {url_of(args.host, sock.getsockname()[1])} "
               f"(store {path})", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(_config(app, quiet=args.quiet)).run(sockets=[sock])
+            uvicorn.Server(uvicorn_config(app, quiet=args.quiet)).run(sockets=[sock])
     finally:
         sock.close()
         store.close()
