@@ -25,7 +25,7 @@ from ._propagation import RemoteContext, continue_from, extract, inject
 from ._records import SessionHandle
 from ._runtime import configure, flush, shutdown, stats
 from ._session import SessionScope, current_session, session
-from ._threads import ContextExecutor, wrap
+from ._threads import ContextExecutor, instrument_threads, uninstrument_threads, wrap
 from .exceptions import (
     ApiConnectionError,
     ApiError,
@@ -66,6 +66,7 @@ __all__ = [
     "extract",
     "flush",
     "inject",
+    "instrument_threads",
     "log",
     "session",
     "shutdown",
@@ -73,6 +74,7 @@ __all__ = [
     "stats",
     "testing",
     "trace",
+    "uninstrument_threads",
     "wrap",
 ]
 

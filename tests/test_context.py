@@ -391,3 +391,33 @@ def test_current_span_trace_id(gs_capture: Capture) -> None:
         assert gs.current_span().trace_id == t.id
         assert s.trace_id == t.id
         assert gs.current_span().id == s.id
+
+
+def test_instrument_threads_carries_context_into_plain_executors(
+        gs_capture: gs.testing.Capture) -> None:
+    """Opt-in: a library's own ThreadPoolExecutor nests its spans once patched, and not after
+    the patch is undone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    @gs.span(type="tool")
+    def work(n: int) -> int:
+        return n * 2
+
+    @gs.trace
+    def agent() -> list[int]:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(work, [1, 2]))
+
+    original = ThreadPoolExecutor.submit
+    gs.instrument_threads()
+    gs.instrument_threads()  # idempotent
+    try:
+        assert agent() == [2, 4]
+    finally:
+        gs.uninstrument_threads()
+    assert ThreadPoolExecutor.submit is original
+    (trace,) = gs_capture.traces
+    assert [s["name"] for s in trace["spans"]] == ["work", "work"]
+    gs_capture.clear()
+    assert agent() == [2, 4]  # unpatched: the thread spans start traces of their own
+    assert sorted(t["name"] for t in gs_capture.traces) == ["agent", "work", "work"]

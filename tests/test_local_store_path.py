@@ -253,3 +253,19 @@ print(json.dumps(sorted(m for m in ("httpx", "sqlite3") if m in sys.modules)))
     lines = out.stdout.splitlines()
     assert lines[0] == ""
     assert json.loads(lines[-1]) == ["sqlite3"]
+
+
+def test_public_api_is_exactly_all() -> None:
+    """``__all__`` is sorted and names every public attribute, and nothing else."""
+    public = {name for name in vars(gs) if not name.startswith("_")} - {
+        "annotations", "TYPE_CHECKING", "Any", "exceptions"}
+    public |= {"testing"}  # loaded on first use (keeps pytest out of `import galileo_sessions`)
+    assert list(gs.__all__) == sorted(gs.__all__)
+    assert set(gs.__all__) - {"__version__"} == public - {"__version__"} - _submodules()
+
+
+def _submodules() -> set[str]:
+    import types
+
+    return {name for name, value in vars(gs).items() if isinstance(value, types.ModuleType)
+            and name != "testing"}

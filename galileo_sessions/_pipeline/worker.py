@@ -111,8 +111,12 @@ class Worker:
                  "cannot take more; dropping records (counted in stats()['dropped'])",
                  self._max_bytes)
 
-    def _spill(self, ops: list[Op]) -> None:
-        """Write ``ops`` to the spool as one file; drop (and count) them if that fails."""
+    def _spill(self, ops: list[Op], *, in_flight: bool = False) -> None:
+        """Write ``ops`` to the spool as one file; drop (and count) them if that fails.
+
+        ``in_flight`` ops are still being sent by the worker thread, which counts their
+        outcome itself: a failed write here must not count them as dropped as well.
+        """
         ops = [op for op in ops if op.spool_path is None]
         if not ops:
             return
@@ -125,8 +129,9 @@ class Worker:
                          "galileo_sessions: cannot write the spool %s: %s",
                          self._spool.directory, exc)
         if path is None:
-            self.stats.add(dropped=len(ops), pending=-len(ops))
-            self._log_drop()
+            if not in_flight:
+                self.stats.add(dropped=len(ops), pending=-len(ops))
+                self._log_drop()
             return
         for op in ops:
             op.spool_path = path
@@ -202,7 +207,7 @@ class Worker:
         if thread is not None and thread.is_alive() and self._inflight:
             # Out of time with a batch still in flight: spool it too, or a slow server at
             # exit would lose it with the daemon thread (ids make a re-send harmless).
-            self._spill(list(self._inflight))
+            self._spill(list(self._inflight), in_flight=True)
             left = left or self._inflight
         return drained and not left
 
