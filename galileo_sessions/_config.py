@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -124,9 +125,10 @@ def _parse_bool(option: str, value: Any) -> bool:
 def _positive(option: str, value: Any, kind: type[int] | type[float]) -> Any:
     try:
         number = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(option, f"expected a positive number, got {value!r}") from None
-    if isinstance(value, bool) or number <= 0:
+    # NaN passes "<= 0"; an infinite timeout could hang the process at exit.
+    if isinstance(value, bool) or not number > 0 or number == float("inf"):
         raise ConfigError(option, f"expected a positive number, got {value!r}")
     return number
 
@@ -141,7 +143,23 @@ def _uuid(option: str, value: Any) -> str:
 def _text(option: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(option, f"expected a non-empty string, got {value!r}")
+    if "\x00" in value or not _encodable(value):
+        raise ConfigError(option, "expected text without NUL bytes or lone surrogates")
     return value.strip()
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _path(option: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(option, f"expected a path, got {type(value).__name__}")
+    return _text(option, os.fspath(value)) if os.fspath(value) != "" else ""
 
 
 def _url(option: str, value: Any) -> str:
@@ -161,7 +179,15 @@ def _headers(value: Any) -> Mapping[str, str]:
     if not isinstance(value, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ConfigError(option, "expected a mapping of header names to string values")
+    for name, text in value.items():  # the values are often secrets: never echo them
+        if not _HEADER_NAME.match(name) or not (
+                text.isascii() and all(c == "\t" or " " <= c < "\x7f" for c in text)):
+            raise ConfigError(option, f"invalid header {name!r}: names are tokens, values "
+                                      "printable ASCII (no line breaks)")
     return dict(value)
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
 
 
 def _validated(values: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +195,8 @@ def _validated(values: dict[str, Any]) -> dict[str, Any]:
     for option in ("api_key", "project", "log_stream", "store"):
         if option in out:
             out[option] = _text(option, out[option])
+    if out.get("spool_dir") is not None:
+        out["spool_dir"] = _path("spool_dir", out["spool_dir"])
     for option in ("api_url", "console_url"):
         if option in out:
             out[option] = _url(option, out[option])

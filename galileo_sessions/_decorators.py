@@ -17,8 +17,11 @@ from ._context import current_span_var
 from ._handles import SpanHandle
 from ._internal import internal_error
 from ._records import SpanNode
+from ._serialize import metadata_text
 from ._spans import submit_reliable
 from ._wrappers import SpanSpec, begin, end, make_wrapper
+
+_DEFAULT_MAX_BYTES = 100_000  # decoration time: the runtime's bound is not known yet
 
 __all__ = ["Instrument", "SpanType", "log", "span", "trace"]
 
@@ -122,8 +125,8 @@ def _options(*, model: str | None = None, temperature: float | None = None,
         "model": model,
         "temperature": temperature,
         "tags": [str(tag) for tag in tags] if tags else None,
-        "metadata": {str(k): v if isinstance(v, str) else str(v) for k, v in metadata.items()}
-        if metadata else None,
+        "metadata": {metadata_text(k, _DEFAULT_MAX_BYTES): metadata_text(v, _DEFAULT_MAX_BYTES)
+                     for k, v in metadata.items()} if metadata else None,
         "capture_input": capture_input,
         "capture_output": capture_output,
     }

@@ -12,7 +12,7 @@ from typing import Any
 from . import _runtime
 from ._context import current_span_var
 from ._records import SpanNode
-from ._serialize import to_text
+from ._serialize import metadata_text, to_text
 from ._wire import llm_input, normalize_output
 
 __all__ = ["SpanHandle", "current_span"]
@@ -71,7 +71,7 @@ class SpanHandle:
             node.name = str(name)
         if metadata:
             for key, value in metadata.items():
-                node.set_metadata(str(key), value if isinstance(value, str) else str(value))
+                node.set_metadata(metadata_text(key, max_bytes), metadata_text(value, max_bytes))
         if tags:
             node.tags = [*(node.tags or ()), *(str(tag) for tag in tags)]
         if status_code is not None:

@@ -138,12 +138,11 @@ def get() -> Runtime:
             return current
         try:
             settings = Settings.from_options({})
+            runtime = _build(settings)  # builds the client: it checks the key and URL too
         except ConfigError as exc:
             logger.error("galileo_sessions: bad configuration in the environment (%s); tracing "
                          "is disabled until configure() is called with valid values", exc)
-            settings = Settings(enabled=False)
-        try:
-            runtime = _build(settings)
+            runtime = Runtime(Settings(enabled=False), None)
         except Exception as exc:
             internal_error("configure from environment", exc)
             runtime = Runtime(Settings(enabled=False), None)

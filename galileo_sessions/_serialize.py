@@ -91,6 +91,7 @@ __all__ = [
     "TRUNCATION_MARKER",
     "arguments_text",
     "jsonable",
+    "metadata_text",
     "to_json_text",
     "to_text",
 ]
@@ -199,6 +200,19 @@ def to_text(value: object, max_bytes: int) -> str:
         return to_json_text(value, max_bytes)
     except Exception:
         return ""
+
+
+def metadata_text(value: object, max_bytes: int) -> str:
+    """A metadata key or value: ``str(value)`` (a ``str`` as is), UTF-8 encodable (lone
+    surrogates replaced) and cut to ``max_bytes`` like :func:`to_text`. Never raises: a
+    ``__str__`` that raises gives a placeholder such as ``"<Foo object>"``."""
+    if type(value) is str and value.isascii() and len(value) <= max_bytes:
+        return value
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:
+        text = _placeholder(type(value))
+    return to_text(text, max_bytes)
 
 
 def arguments_text(arguments: dict[str, object], max_bytes: int) -> str:

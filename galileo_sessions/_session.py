@@ -24,6 +24,7 @@ from ._internal import internal_error, logger
 from ._pipeline import SessionOp
 from ._records import SessionHandle
 from ._runtime import Runtime
+from ._serialize import metadata_text
 from ._wrappers import _to_thread
 
 __all__ = ["SessionScope", "current_session", "session"]
@@ -42,12 +43,13 @@ def _resolve(value: Value, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
     return value(*args, **kwargs) if callable(value) else value
 
 
-def _metadata(value: Any) -> dict[str, str]:
+def _metadata(value: Any, max_bytes: int) -> dict[str, str]:
     if not value:
         return {}
     if not isinstance(value, Mapping):
         raise TypeError(f"session metadata must be a mapping, got {type(value).__name__}")
-    return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items() if v is not None}
+    return {metadata_text(k, max_bytes): metadata_text(v, max_bytes)
+            for k, v in value.items() if v is not None}
 
 
 class SessionScope:
@@ -75,7 +77,7 @@ class SessionScope:
         external_id = _resolve(self._external_id, args, kwargs)
         name = None if name is None else str(name)
         external_id = None if external_id is None else str(external_id)
-        metadata = _metadata(_resolve(self._metadata, args, kwargs))
+        metadata = _metadata(_resolve(self._metadata, args, kwargs), rt.max_bytes)
         if self._chain is False:
             key = None
         else:

@@ -110,8 +110,12 @@ class MemoryExporter:
 
 def _validate(route: Route, body: dict[str, Any]) -> None:
     """Refuse what the real API would refuse (same validator as the store and dev server)."""
+    import json
+
     from ._store import validate
 
+    # What the HTTP client would fail to encode (NaN, lone surrogates) never reaches a server.
+    json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
     checks = {Route.SESSIONS: validate.session_body, Route.SESSIONS_SEARCH: validate.search_body,
               Route.TRACES: validate.traces_body, Route.SPANS: validate.spans_body}
     checks[route](body)

@@ -804,3 +804,8 @@ def test_reset_after_fork_opens_a_new_connection(server: FakeGalileo,
     ports = [r.port for r in server.requests]
     assert ports[0] == ports[1]  # keep-alive
     assert ports[2] != ports[0]  # a fresh client, fresh connection
+    # No real fork happened: the "abandoned" client is this process's own, so close it.
+    from galileo_sessions import _client
+
+    abandoned = _client._abandoned_clients.pop()
+    abandoned.close()  # type: ignore[attr-defined]

@@ -87,9 +87,14 @@ class Spool:
             tmp = self.directory / f".{name}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                os.write(fd, data)
-            finally:
+                view = memoryview(data)
+                while view:  # a short write (disk nearly full) must not leave a cut file
+                    view = view[os.write(fd, view):]
+            except BaseException:
                 os.close(fd)
+                tmp.unlink(missing_ok=True)  # a full disk must not keep the partial file
+                raise
+            os.close(fd)
             os.replace(tmp, path)
             self._bytes = self._size() + len(data)
         return path
@@ -100,6 +105,17 @@ class Spool:
                 size = path.stat().st_size
                 path.unlink()
             except FileNotFoundError:
+                return
+            if self._bytes is not None:
+                self._bytes = max(0, self._bytes - size)
+
+    def quarantine(self, path: Path) -> None:
+        """Set an unreadable file aside as ``*.corrupt`` (never replayed, kept to inspect)."""
+        with self._lock:
+            try:
+                size = path.stat().st_size
+                os.replace(path, path.with_suffix(".corrupt"))
+            except OSError:
                 return
             if self._bytes is not None:
                 self._bytes = max(0, self._bytes - size)

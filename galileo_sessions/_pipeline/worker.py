@@ -280,8 +280,9 @@ class Worker:
                                  "galileo_sessions: skipping a spool file %s: %s", path, exc)
                 if ops is None:
                     log_once("spool-corrupt", logging.WARNING,
-                             "galileo_sessions: skipping an unreadable spool file %s", path)
-                    spool.remove(path)
+                             "galileo_sessions: skipping an unreadable spool file %s (set "
+                             "aside as *.corrupt)", path)
+                    spool.quarantine(path)
                     with self._lock:
                         lost = self._file_refs.pop(path, 0)
                     self.stats.add(failed=max(lost, 1), pending=-lost)
