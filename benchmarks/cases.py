@@ -658,6 +658,55 @@ def case_peers(ctx: Ctx) -> list[Row]:
 
 
 #: name -> case; the order of the report.
+OTEL_BRIDGE_TARGET = 1.3  # issue 5: otel=True adds at most 1.3x one hand-made OTel span
+
+
+def _configured_runner(ctx: Ctx, fn: Callable[[int], object], **options: Any) -> Runner:
+    """A loop runner that first (untimed) configures the library with ``options``."""
+    loop = loop_runner(fn)
+
+    def run(n: int) -> float:
+        ctx.configure(ctx.server.url, **options)
+        return loop(n)
+
+    return run
+
+
+def case_otel(ctx: Ctx) -> list[Row]:
+    """``configure(otel=True)``: the added cost with no SDK provider (must be ~0), then with
+    the OTel baseline's provider installed as the global one (at most 1.3x a raw span)."""
+    from opentelemetry import trace
+
+    o = otel_functions(ctx.otel.tracer)
+    plain, raw = loop_runner(plain_1), loop_runner(o["one"])
+    no_provider = measure({"plain": plain, "otel": raw,
+                           "ours": _configured_runner(ctx, gs_1, otel=False),
+                           "bridged": _configured_runner(ctx, gs_1, otel=True)},
+                          iterations=ctx.sizes.iterations, rounds=ctx.sizes.rounds,
+                          between=ctx.settle)
+    # From here on the baseline's provider is the process's global one (this runs last of
+    # the per-call cases, before the peers, which may install providers of their own).
+    if not isinstance(trace.get_tracer_provider(), type(ctx.otel.provider)):
+        trace.set_tracer_provider(ctx.otel.provider)
+    with_provider = measure({"plain": plain, "otel": raw,
+                             "ours": _configured_runner(ctx, gs_1, otel=False),
+                             "bridged": _configured_runner(ctx, gs_1, otel=True)},
+                            iterations=ctx.sizes.iterations, rounds=ctx.sizes.rounds,
+                            between=ctx.settle)
+    ctx.configure(ctx.server.url)
+    rows: list[Row] = []
+    for label, samples, target in (("no SDK provider", no_provider, None),
+                                   ("SDK provider", with_provider, OTEL_BRIDGE_TARGET)):
+        added = summarize(ratios(samples["bridged"], samples["ours"], samples["otel"]))
+        bridged = summarize(samples["bridged"])
+        ok = None if target is None else added.median <= target
+        rows.append(Row("otel=True", f"added by the bridge, {label}", fmt_us(bridged),
+                        bridged.spread() + " µs", fmt_ratio(added) + " of a raw span",
+                        "" if target is None else f"≤ {target}x a raw OTel span", ok,
+                        note="(bridged − otel=False) ÷ (raw OTel span − plain)"))
+    return rows
+
+
 CASES: dict[str, Callable[[Ctx], list[Row]]] = {
     "depth1": case_depth1,
     "depth3": case_depth3,
@@ -669,5 +718,6 @@ CASES: dict[str, Callable[[Ctx], list[Row]]] = {
     "server": case_server_state,
     "import": case_import,
     "ingest": case_ingest,
+    "otel": case_otel,
     "peers": case_peers,
 }
