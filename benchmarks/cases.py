@@ -703,7 +703,7 @@ def case_otel(ctx: Ctx) -> list[Row]:
         rows.append(Row("otel=True", f"added by the bridge, {label}", fmt_us(bridged),
                         bridged.spread() + " µs", fmt_ratio(added) + " of a raw span",
                         "" if target is None else f"≤ {target}x a raw OTel span", ok,
-                        note="(bridged − otel=False) ÷ (raw OTel span − plain)"))
+                        note="(bridged - otel=False) / (raw OTel span - plain)"))
     return rows
 
 
