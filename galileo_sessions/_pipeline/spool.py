@@ -50,6 +50,7 @@ class Spool:
         self._lock = threading.Lock()
         self._bytes: int | None = None
         self._ready = False
+        self.written: set[str] = set()  # names of the files this Spool wrote (still there)
 
     def _prepare(self) -> None:
         if not self._ready:
@@ -95,6 +96,7 @@ class Spool:
                 tmp.unlink(missing_ok=True)  # a full disk must not keep the partial file
                 raise
             os.close(fd)
+            self.written.add(name)
             os.replace(tmp, path)
             self._bytes = self._size() + len(data)
         return path
@@ -106,6 +108,8 @@ class Spool:
                 path.unlink()
             except FileNotFoundError:
                 return
+            finally:
+                self.written.discard(path.name)
             if self._bytes is not None:
                 self._bytes = max(0, self._bytes - size)
 
@@ -117,6 +121,7 @@ class Spool:
                 os.replace(path, path.with_suffix(".corrupt"))
             except OSError:
                 return
+            self.written.discard(path.name)
             if self._bytes is not None:
                 self._bytes = max(0, self._bytes - size)
 

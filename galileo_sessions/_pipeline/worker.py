@@ -287,7 +287,9 @@ class Worker:
                         lost = self._file_refs.pop(path, 0)
                     self.stats.add(failed=max(lost, 1), pending=-lost)
                     continue
-                if foreign:  # from a process that died: new work for this one
+                if foreign or path.name not in spool.written:
+                    # From a process that died, or from an earlier pipeline of this process
+                    # (before a configure()): new work for this one.
                     self.stats.add(enqueued=len(ops), pending=len(ops))
                 size = sum(op.size for op in ops)
                 with self._lock:
