@@ -141,12 +141,20 @@ def make_wrapper(fn: Callable[..., Any], spec: SpanSpec) -> Callable[..., Any]:
 
 def _function_wrapper(fn: Callable[..., Any], spec: SpanSpec,
                       binder: ArgumentBinder) -> Callable[..., Any]:
+    capture, is_llm, has_output = spec.capture_input, spec.type == "llm", spec.capture_output
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = _start(spec, binder, args, kwargs)
-        if started is None:
+        # ``_start`` inlined: this is the hottest path of the library.
+        rt = _runtime.current or _runtime.get()
+        if not rt.enabled:
             return fn(*args, **kwargs)
-        rt, node = started
+        try:
+            node = begin(rt, spec, binder(args, kwargs)
+                         if (capture and rt.capture_input) or is_llm else None)
+        except Exception as exc:
+            internal_error("span start", exc)
+            return fn(*args, **kwargs)
         token = current_span_var.set(node)
         try:
             result = fn(*args, **kwargs)
@@ -157,7 +165,11 @@ def _function_wrapper(fn: Callable[..., Any], spec: SpanSpec,
                 _send_after_error(rt, ops)
             raise
         current_span_var.reset(token)
-        ops = end(rt, node, output=result, has_output=spec.capture_output)
+        try:  # ``end`` inlined for the success path
+            ops = close_span(rt, node, output=result, has_output=has_output)
+        except Exception as error:
+            internal_error("span end", error)
+            return result
         if ops:
             submit_reliable(rt, ops)
         return result
@@ -167,12 +179,19 @@ def _function_wrapper(fn: Callable[..., Any], spec: SpanSpec,
 
 def _coroutine_wrapper(fn: Callable[..., Any], spec: SpanSpec,
                        binder: ArgumentBinder) -> Callable[..., Any]:
+    capture, is_llm, has_output = spec.capture_input, spec.type == "llm", spec.capture_output
+
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = _start(spec, binder, args, kwargs)
-        if started is None:
+        rt = _runtime.current or _runtime.get()  # ``_start`` inlined, as in the sync wrapper
+        if not rt.enabled:
             return await fn(*args, **kwargs)
-        rt, node = started
+        try:
+            node = begin(rt, spec, binder(args, kwargs)
+                         if (capture and rt.capture_input) or is_llm else None)
+        except Exception as exc:
+            internal_error("span start", exc)
+            return await fn(*args, **kwargs)
         token = current_span_var.set(node)
         try:
             result = await fn(*args, **kwargs)
@@ -183,7 +202,11 @@ def _coroutine_wrapper(fn: Callable[..., Any], spec: SpanSpec,
                 await _to_thread(_send_after_error, rt, ops)
             raise
         current_span_var.reset(token)
-        ops = end(rt, node, output=result, has_output=spec.capture_output)
+        try:  # ``end`` inlined for the success path
+            ops = close_span(rt, node, output=result, has_output=has_output)
+        except Exception as error:
+            internal_error("span end", error)
+            return result
         if ops:
             await _to_thread(submit_reliable, rt, ops)
         return result

@@ -46,6 +46,8 @@ def _with_server(fn: Callable[[ServerThread, Path], Any]) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", help="also write the Markdown to this file")
+    parser.add_argument("--soak-seconds", type=float, default=30.0,
+                        help="length of the soak run (default 30)")
     args = parser.parse_args()
     for name in [k for k in os.environ if k.startswith("GALILEO_")]:
         del os.environ[name]
@@ -96,9 +98,38 @@ def main() -> None:
                     f"{r['stored']}/{r['produced']} stored after replay "
                     f"({r['stored_before_replay']} before), lost {r['lost']}, "
                     f"duplicates {r['duplicates']}, exit code {r['returncode']} |")
+    life.extend(_load_rows(args.soak_seconds))
     print(_table(rows, life))
     if args.out:
         Path(args.out).write_text(_table(rows, life) + "\n")
+
+
+def _load_rows(soak_seconds: float) -> list[str]:
+    """The concurrency, load and soak scenarios of ``test_load.py``, with their numbers."""
+    import asyncio
+    import tempfile
+
+    from .test_load import soak, tasks_run, threads_run
+
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        done, audit = threads_run(Path(tmp) / "threads")
+        rows.append(f"| 32 threads, chained sessions, nested spans | local store | every chain and "
+                    f"tree intact, nothing lost | {sum(done.values())} turns, {audit.records} "
+                    f"records, {len(audit.problems)} problems, {audit.duplicates} duplicates |")
+    with tempfile.TemporaryDirectory() as tmp:
+        done, audit = asyncio.run(tasks_run(Path(tmp) / "tasks"))
+        rows.append(f"| 1,000 asyncio tasks, chained sessions, nested async spans | local store "
+                    f"| same | {sum(done.values())} turns, {audit.records} records, "
+                    f"{len(audit.problems)} problems, {audit.duplicates} duplicates |")
+    with tempfile.TemporaryDirectory() as tmp:
+        r = soak(Path(tmp), soak_seconds)
+        rows.append(f"| soak, {r['seconds']:.0f} s | local store | RSS flat after warm-up "
+                    f"(< 40 MB growth) | {r['turns']:.0f} turns, {r['records']:.0f} records; "
+                    f"RSS {r['rss_after_warmup_mb']:.1f} -> {r['rss_end_mb']:.1f} MB (max "
+                    f"{r['rss_max_mb']:.1f}), growth after warm-up "
+                    f"{r['growth_after_warmup_mb']:.1f} MB |")
+    return rows
 
 
 def _fault_row(o: Any, base: Any) -> str:

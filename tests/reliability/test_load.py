@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,8 @@ def _local(tmp_path: Path, **options: object) -> Path:
     return store
 
 
-def test_32_threads_chained_sessions_intact(tmp_path: Path) -> None:
+def threads_run(tmp_path: Path) -> tuple[dict[int, int], Any]:
+    """32 threads of chained turns for up to 3 s; returns turns per user and the audit."""
     store = _local(tmp_path)
     done = dict.fromkeys(range(32), 0)
     errors: list[BaseException] = []
@@ -49,14 +51,19 @@ def test_32_threads_chained_sessions_intact(tmp_path: Path) -> None:
     assert not errors, errors[:3]
     assert gs.flush(timeout=120).ok
     gs.shutdown(timeout=10)
-    audit = audit_store(store, produced=done)
+    return done, audit_store(store, produced=done)
+
+
+def test_32_threads_chained_sessions_intact(tmp_path: Path) -> None:
+    done, audit = threads_run(tmp_path)
     print(f"32 threads: {sum(done.values())} turns, {audit.records} records")
     assert audit.problems == [], audit.problems[:10]
     assert audit.duplicates == 0
     assert audit.records == sum(done.values()) * 5 > 32 * 5
 
 
-async def test_1000_asyncio_tasks_chained_sessions_intact(tmp_path: Path) -> None:
+async def tasks_run(tmp_path: Path) -> tuple[dict[int, int], Any]:
+    """1,000 asyncio tasks of chained turns; returns turns per user and the audit."""
     store = _local(tmp_path)
     done = dict.fromkeys(range(1000), 0)
     stop = time.monotonic() + 3.0
@@ -71,7 +78,11 @@ async def test_1000_asyncio_tasks_chained_sessions_intact(tmp_path: Path) -> Non
     result = await gs.aflush(timeout=120)
     assert result.ok, result
     gs.shutdown(timeout=10)
-    audit = audit_store(store, produced=done)
+    return done, audit_store(store, produced=done)
+
+
+async def test_1000_asyncio_tasks_chained_sessions_intact(tmp_path: Path) -> None:
+    done, audit = await tasks_run(tmp_path)
     print(f"1000 tasks: {sum(done.values())} turns, {audit.records} records")
     assert audit.problems == [], audit.problems[:10]
     assert audit.duplicates == 0
