@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._chainstore import ChainStore, InMemoryChainStore, SQLiteChainStore
 from ._decorators import Instrument, SpanType, log, span, trace
 from ._handles import SpanHandle, current_span
-from ._pipeline import FlushResult
+from ._pipeline.stats import FlushResult
 from ._propagation import RemoteContext, continue_from, extract, inject
 from ._records import SessionHandle
 from ._runtime import configure, flush, shutdown, stats

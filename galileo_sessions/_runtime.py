@@ -12,13 +12,16 @@ import atexit
 import logging
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._config import Settings
 from ._exporter import Exporter
 from ._internal import internal_error, logger
-from ._pipeline import FlushResult, Pipeline
+from ._pipeline.stats import FlushResult
 from .exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ._pipeline.pipeline import Pipeline
 
 __all__ = ["Runtime", "configure", "current", "flush", "get", "shutdown", "stats"]
 
@@ -89,6 +92,7 @@ def spool_directory(settings: Settings) -> str:
 
 
 def build_pipeline(settings: Settings, exporter: Exporter) -> Pipeline:
+    from ._pipeline.pipeline import Pipeline
     from ._pipeline.spool import Spool
 
     return Pipeline(exporter, reliable_timeout=settings.reliable_timeout,

@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 from . import _runtime
 from ._context import current_session_var
 from ._internal import internal_error, logger
-from ._pipeline import SessionOp
+from ._pipeline.ops import SessionOp
 from ._records import SessionHandle
 from ._runtime import Runtime
 from ._serialize import metadata_text

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import _clock
 from ._context import current_session_var
-from ._pipeline import Op, SpansOp, TraceOp
+from ._pipeline.ops import Op, SpansOp, TraceOp
 from ._records import SpanNode
 from ._runtime import Runtime
 from ._serialize import to_text

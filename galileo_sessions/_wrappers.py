@@ -18,7 +18,7 @@ from . import _clock, _runtime
 from ._binding import ArgumentBinder
 from ._context import current_span_var
 from ._internal import internal_error
-from ._pipeline import Op
+from ._pipeline.ops import Op
 from ._records import SpanNode
 from ._runtime import Runtime
 from ._serialize import to_text

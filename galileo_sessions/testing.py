@@ -22,7 +22,7 @@ from typing import Any
 from . import _clock, _ids, _runtime
 from ._config import Settings
 from ._exporter import Route, Target
-from ._pipeline import Pipeline
+from ._pipeline.pipeline import Pipeline
 
 __all__ = ["LOG_STREAM_ID", "PROJECT_ID", "Capture", "MemoryExporter", "capture"]
 
