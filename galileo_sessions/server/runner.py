@@ -68,6 +68,15 @@ def uvicorn_config(app: FastAPI, *, quiet: bool) -> uvicorn.Config:
     )
 
 
+def serve_until_interrupted(app: FastAPI, sock: socket.socket, *, quiet: bool) -> None:
+    """Run uvicorn on ``sock`` in this thread until Ctrl-C (the CLI commands' main loop).
+
+    uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: done, cleanly.
+    """
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(uvicorn_config(app, quiet=quiet)).run(sockets=[sock])
+
+
 class ServerThread:
     """The dev server on 127.0.0.1 in a background thread, for tests.
 
@@ -209,9 +218,7 @@ def cli_serve(argv: list[str]) -> int:
         auth = "API key required" if args.api_key else "no auth"
         print(f"galileo-sessions dev server on {url_of(args.host, port)} "
               f"(store {args.store}, {auth})", flush=True)
-        # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: done, cleanly.
-        with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(uvicorn_config(app, quiet=args.quiet)).run(sockets=[sock])
+        serve_until_interrupted(app, sock, quiet=args.quiet)
     finally:
         sock.close()
         store.close()

@@ -13,11 +13,15 @@ import os
 import sys
 from collections.abc import AsyncIterator
 
-import uvicorn
 from fastapi import FastAPI, Request
 
 from galileo_sessions._store import DEFAULT_STORE_PATH, Store
-from galileo_sessions.server.runner import ServerThread, bind_socket, url_of, uvicorn_config
+from galileo_sessions.server.runner import (
+    ServerThread,
+    bind_socket,
+    serve_until_interrupted,
+    url_of,
+)
 from galileo_sessions.ui.routes import build_router
 
 __all__ = ["DEFAULT_UI_PORT", "UiServer", "cli_ui", "create_ui_app"]
@@ -96,8 +100,7 @@ def cli_ui(argv: list[str]) -> int:
         app = create_ui_app(store)
         print(f"galileo-sessions web view on {url_of(args.host, sock.getsockname()[1])} "
               f"(store {path})", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(uvicorn_config(app, quiet=args.quiet)).run(sockets=[sock])
+        serve_until_interrupted(app, sock, quiet=args.quiet)
     finally:
         sock.close()
         store.close()
