@@ -28,7 +28,6 @@ pytest.importorskip("uvicorn")
 
 import galileo_sessions as gs
 from galileo_sessions import _runtime
-from galileo_sessions._store import Store
 from galileo_sessions.server import ServerThread
 
 API_KEY = "gs-delivery-test-key-5b1e0c7d9a"
@@ -40,13 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerThread]:
     """A started dev server on 127.0.0.1:<free port> with its own store and an API key."""
-    store = Store(tmp_path / "server.db")
-    srv = ServerThread(store, api_key=API_KEY).start()
-    try:
+    with ServerThread(tmp_path / "server.db", api_key=API_KEY) as srv:  # owns the store
         yield srv
-    finally:
-        srv.stop()
-        store.close()
 
 
 def spool_dir(tmp_path: Path) -> Path:

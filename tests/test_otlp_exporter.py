@@ -30,13 +30,8 @@ API_KEY = "gs-otel-test-key-0f3c2a"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerThread]:
-    store = Store(tmp_path / "server.db")
-    srv = ServerThread(store, api_key=API_KEY).start()
-    try:
+    with ServerThread(tmp_path / "server.db", api_key=API_KEY) as srv:  # owns the store
         yield srv
-    finally:
-        srv.stop()
-        store.close()
 
 
 @pytest.fixture

@@ -51,13 +51,8 @@ def leaks(texts: list[tuple[str, str]]) -> list[str]:
 
 @pytest.fixture
 def secret_server(tmp_path: Path) -> Iterator[ServerThread]:
-    store = Store(tmp_path / "server.db")
-    srv = ServerThread(store, api_key=SECRET).start()
-    try:
+    with ServerThread(tmp_path / "server.db", api_key=SECRET) as srv:  # owns the store
         yield srv
-    finally:
-        srv.stop()
-        store.close()
 
 
 def admin(srv: ServerThread) -> httpx.Client:
