@@ -17,7 +17,8 @@ from ._records import SpanNode
 from ._serialize import TRUNCATION_MARKER, arguments_text, to_json_text, to_text
 
 __all__ = [
-    "CLIENT_VERSION", "LEAF_TYPES", "SPAN_TYPES", "build_tree", "llm_input", "llm_output",
+    "CLIENT_VERSION", "LEAF_TYPES", "SPAN_TYPES", "build_tree", "build_tree_sized", "llm_input",
+    "llm_output",
     "normalize_input", "normalize_output", "request_envelope",
 ]
 
@@ -369,21 +370,3 @@ def build_tree_sized(node: SpanNode, redact: Redactor | None) -> tuple[dict[str,
 
 
 _NODE_OVERHEAD = 1200  # measured: a small span's dicts take about 1.2 KB of Python memory
-
-
-def record_size(record: Any) -> int:
-    """A cheap estimate of the memory a record holds, for bounding the queue in bytes."""
-    size = _NODE_OVERHEAD
-    if isinstance(record, dict):
-        for key, value in record.items():
-            if key == "spans":
-                size += sum(record_size(child) for child in value)
-            elif isinstance(value, str):
-                size += len(value)
-            elif isinstance(value, list):
-                size += sum(len(m.get("content", "")) + 200 if isinstance(m, dict) else 200
-                            for m in value)
-            elif isinstance(value, dict):
-                size += len(value.get("content", "")) + 200 if isinstance(
-                    value.get("content"), str) else 200
-    return size
