@@ -554,3 +554,18 @@ def test_cli_serve_prints_url_and_serves(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+@pytest.mark.parametrize("command", ["serve", "ui"])
+def test_cli_with_a_store_that_cannot_be_opened_says_so_in_one_line(
+        command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``serve`` and ``ui`` share one main loop: an unopenable store is one line, exit 1."""
+    from galileo_sessions.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = str(blocker / "store.db")
+    assert main([command, "--port", "0", "--store", bad]) == 1
+    err = capsys.readouterr().err
+    assert f"galileo-sessions {command}: cannot open the local store {bad}" in err
+    assert "Traceback" not in err

@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import uvicorn
@@ -75,6 +76,33 @@ def serve_until_interrupted(app: FastAPI, sock: socket.socket, *, quiet: bool) -
     """
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(uvicorn_config(app, quiet=quiet)).run(sockets=[sock])
+
+
+def run_command_server(command: str, *, host: str, port: int, store_path: str, quiet: bool,
+                       make_app: Callable[[Store], FastAPI],
+                       banner: Callable[[str], str]) -> int:
+    """The main loop of ``galileo-sessions serve`` and ``ui``: bind, open the store, serve until
+    Ctrl-C, close. A port or store that cannot be opened ends in one line and exit status 1."""
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        print(f"galileo-sessions {command}: cannot bind {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        store = Store(store_path)
+    except Exception as exc:
+        sock.close()
+        print(f"galileo-sessions {command}: cannot open the local store {store_path}: {exc}",
+              file=sys.stderr)
+        return 1
+    try:
+        app = make_app(store)
+        print(banner(url_of(host, sock.getsockname()[1])), flush=True)
+        serve_until_interrupted(app, sock, quiet=quiet)
+    finally:
+        sock.close()
+        store.close()
+    return 0
 
 
 class ServerThread:
@@ -205,21 +233,8 @@ def cli_serve(argv: list[str]) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    try:
-        sock = bind_socket(args.host, args.port)
-    except OSError as exc:
-        print(f"galileo-sessions serve: cannot bind {args.host}:{args.port}: {exc}",
-              file=sys.stderr)
-        return 1
-    store = Store(args.store)
-    try:
-        app = create_app(store, api_key=args.api_key or None, faults=faults)
-        port = sock.getsockname()[1]
-        auth = "API key required" if args.api_key else "no auth"
-        print(f"galileo-sessions dev server on {url_of(args.host, port)} "
-              f"(store {args.store}, {auth})", flush=True)
-        serve_until_interrupted(app, sock, quiet=args.quiet)
-    finally:
-        sock.close()
-        store.close()
-    return 0
+    auth = "API key required" if args.api_key else "no auth"
+    return run_command_server(
+        "serve", host=args.host, port=args.port, store_path=args.store, quiet=args.quiet,
+        make_app=lambda store: create_app(store, api_key=args.api_key or None, faults=faults),
+        banner=lambda url: f"galileo-sessions dev server on {url} (store {args.store}, {auth})")

@@ -18,9 +18,7 @@ from fastapi import FastAPI, Request
 from galileo_sessions._store import DEFAULT_STORE_PATH, Store
 from galileo_sessions.server.runner import (
     ServerThread,
-    bind_socket,
-    serve_until_interrupted,
-    url_of,
+    run_command_server,
 )
 from galileo_sessions.ui.routes import build_router
 
@@ -83,25 +81,7 @@ def cli_ui(argv: list[str]) -> int:
     if not os.path.exists(path):
         print(f"galileo-sessions ui: no local store at {path} yet; it will be created, and "
               "the pages fill in as your program records sessions there.", file=sys.stderr)
-    try:
-        sock = bind_socket(args.host, args.port)
-    except OSError as exc:
-        print(f"galileo-sessions ui: cannot bind {args.host}:{args.port}: {exc}",
-              file=sys.stderr)
-        return 1
-    try:
-        store = Store(path)
-    except Exception as exc:
-        sock.close()
-        print(f"galileo-sessions ui: cannot open the local store {path}: {exc}",
-              file=sys.stderr)
-        return 1
-    try:
-        app = create_ui_app(store)
-        print(f"galileo-sessions web view on {url_of(args.host, sock.getsockname()[1])} "
-              f"(store {path})", flush=True)
-        serve_until_interrupted(app, sock, quiet=args.quiet)
-    finally:
-        sock.close()
-        store.close()
-    return 0
+    return run_command_server(
+        "ui", host=args.host, port=args.port, store_path=path, quiet=args.quiet,
+        make_app=create_ui_app,
+        banner=lambda url: f"galileo-sessions web view on {url} (store {path})")
