@@ -7,7 +7,6 @@ decorator, the record building, and the GIL it shares with the background worker
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import os
@@ -16,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import galileo_sessions as gs
 
 from .model import Row, Sizes, fmt_ratio, fmt_us
 from .servers import DevServer, dead_url
-from .timing import Runner, Summary, loop_runner, measure, ratios, summarize
+from .timing import Runner, Summary, async_runner, loop_runner, measure, ratios, summarize
 
 __all__ = ["CASES", "Ctx", "rss_mb"]
 
@@ -214,21 +213,6 @@ def otel_functions(tracer: Any) -> dict[str, Callable[..., Any]]:
             span.set_attribute("output", "".join(parts))
 
     return {"one": one, "three": three, "aone": aone, "gen": gen}
-
-
-def async_runner(fn: Callable[[int], Awaitable[object]]) -> Runner:
-    """Awaits ``fn(i)`` n times inside one event loop; only the loop body is timed."""
-
-    def run(n: int) -> float:
-        async def body() -> float:
-            start = time.perf_counter()
-            for i in range(n):
-                await fn(i)
-            return time.perf_counter() - start
-
-        return asyncio.run(body())
-
-    return run
 
 
 def gen_runner(fn: Callable[[int], Iterator[str]]) -> Runner:

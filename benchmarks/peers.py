@@ -9,18 +9,16 @@ ratios compare like with like. A peer that is not installed becomes a note in th
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
 import os
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .model import Row
 from .servers import LoopbackSink
-from .timing import Runner, loop_runner, measure
+from .timing import Runner, async_runner, loop_runner, measure
 
 __all__ = ["PEERS", "Peer", "peer_rows"]
 
@@ -163,19 +161,6 @@ def _scaled(runner: Runner, share: int) -> Runner:
     return run
 
 
-def _async_runner(fn: Callable[[int], Awaitable[object]]) -> Runner:
-    def run(n: int) -> float:
-        async def body() -> float:
-            start = time.perf_counter()
-            for i in range(n):
-                await fn(i)
-            return time.perf_counter() - start
-
-        return asyncio.run(body())
-
-    return run
-
-
 def _bounded_flush(peer: Peer, notes: list[str], timeout: float = 15.0) -> None:
     """``peer.flush()`` in a daemon thread, waited for at most ``timeout`` seconds."""
     errors: list[BaseException] = []
@@ -231,9 +216,9 @@ def peer_rows(ctx: Any) -> list[Row]:
               "ours": loop_runner(cases.gs_3),
               **{p.name: _scaled(loop_runner(p.three), p.share) for p in peers}}, ""),
             ("async",
-             {"plain": _async_runner(cases.aplain), "otel": _async_runner(otel["aone"]),
-              "ours": _async_runner(cases.gs_async),
-              **{p.name: _scaled(_async_runner(p.aone), p.share) for p in peers}}, ""),
+             {"plain": async_runner(cases.aplain), "otel": async_runner(otel["aone"]),
+              "ours": async_runner(cases.gs_async),
+              **{p.name: _scaled(async_runner(p.aone), p.share) for p in peers}}, ""),
         ]
         for shape, runners, _ in shapes:
             samples = measure(runners, iterations=ctx.sizes.peer_iterations,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["Runner", "Summary", "loop_runner", "measure", "ratios", "summarize"]
@@ -48,6 +49,21 @@ def loop_runner(fn: Callable[[int], object]) -> Runner:
         for i in range(n):
             fn(i)
         return time.perf_counter() - start
+
+    return run
+
+
+def async_runner(fn: Callable[[int], Awaitable[object]]) -> Runner:
+    """Awaits ``fn(i)`` n times inside one event loop; only the loop body is timed."""
+
+    def run(n: int) -> float:
+        async def body() -> float:
+            start = time.perf_counter()
+            for i in range(n):
+                await fn(i)
+            return time.perf_counter() - start
+
+        return asyncio.run(body())
 
     return run
 
